@@ -1,0 +1,64 @@
+package laf
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// ErrClosed is returned by sends on a socket that is closing or has closed,
+// and by Endpoint methods after Shutdown. Test for it with errors.Is.
+var ErrClosed = errors.New("laf: socket closed")
+
+// ErrNotFound is returned by Endpoint.SendSocket and Endpoint.CloseSocket
+// when no live socket has the given id.
+var ErrNotFound = errors.New("laf: no socket with that id")
+
+// ErrMessageTooBig is the Params.Err of the error event fired when a peer
+// sends a message over the read limit. The socket is then closed with 1009.
+var ErrMessageTooBig = errors.New("laf: message over the read limit")
+
+// ErrInvalidUTF8 is the Params.Err of the error event fired when a peer
+// sends a text message that is not valid UTF-8. The socket is then closed
+// with 1007.
+var ErrInvalidUTF8 = errors.New("laf: text message is not valid UTF-8")
+
+// ErrProtocol wraps the Params.Err of the error event fired when a peer
+// breaks the WebSocket protocol. The socket is then closed with 1002.
+var ErrProtocol = errors.New("laf: WebSocket protocol error")
+
+// ErrQueueFull is returned by a send that the socket's queue budget refused
+// under the DropNewest policy, or that made the socket close under the
+// CloseSlow policy.
+var ErrQueueFull = errors.New("laf: socket send queue full")
+
+// CloseError closes the socket with Code and Reason when a Func returns it
+// (or an error wrapping it):
+//
+//	return &laf.CloseError{Code: 4401, Reason: "unauthorized"}
+//
+// Any other non-nil error closes the socket with 1011 (internal error).
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("laf: close %d %q", e.Code, e.Reason)
+}
+
+// HTTPError refuses an upgrade with Status when an AuthFunc returns it (or
+// an error wrapping it). Message, if set, is the response body; otherwise
+// the status text is. Any other non-nil error from an AuthFunc refuses the
+// upgrade with 401 Unauthorized.
+type HTTPError struct {
+	Status  int
+	Message string
+}
+
+func (e *HTTPError) Error() string {
+	if e.Message != "" {
+		return fmt.Sprintf("laf: HTTP %d: %s", e.Status, e.Message)
+	}
+	return fmt.Sprintf("laf: HTTP %d %s", e.Status, http.StatusText(e.Status))
+}

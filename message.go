@@ -1,0 +1,52 @@
+package laf
+
+import (
+	"encoding/json"
+	"unsafe"
+
+	"github.com/coder/websocket"
+)
+
+// Message is an outbound WebSocket message, built once and sent to any
+// number of sockets by the Endpoint's send methods. Its payload is shared
+// by every socket it goes to and is never copied per socket. A Message is
+// immutable and safe to use from any goroutine.
+//
+// The zero Message is an empty text message.
+type Message struct {
+	data   []byte
+	binary bool
+}
+
+// Text returns a text message. It does not copy s.
+func Text(s string) Message {
+	return Message{data: unsafe.Slice(unsafe.StringData(s), len(s))}
+}
+
+// Binary returns a binary message holding a copy of b.
+func Binary(b []byte) Message {
+	return Message{data: append([]byte(nil), b...), binary: true}
+}
+
+// JSON returns a text message holding v encoded with encoding/json, or
+// the encoding error.
+func JSON(v any) (Message, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{data: b}, nil
+}
+
+// Data returns the payload. It must not be modified.
+func (m Message) Data() []byte { return m.data }
+
+// IsBinary reports whether m goes out as a binary frame.
+func (m Message) IsBinary() bool { return m.binary }
+
+func (m Message) wireType() websocket.MessageType {
+	if m.binary {
+		return websocket.MessageBinary
+	}
+	return websocket.MessageText
+}

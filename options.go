@@ -1,0 +1,166 @@
+package laf
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults of the options. Each option's doc says what zero or a negative
+// value means.
+const (
+	DefaultReadLimit      = 32 << 10 // bytes per incoming message
+	DefaultPingInterval   = 30 * time.Second
+	DefaultPongTimeout    = 10 * time.Second
+	DefaultQueueMessages  = 256     // outbound messages waiting per socket
+	DefaultQueueBytes     = 1 << 20 // outbound bytes waiting per socket
+	defaultCloseHandshake = 5 * time.Second
+)
+
+// An Option configures an Endpoint. Options are applied in order by
+// Handler; a later option overrides an earlier one of the same kind.
+type Option func(*config)
+
+// AuthFunc decides, before the upgrade, whether a request may open a
+// socket. It returns the identity to attach to the socket (see
+// Socket.Identity and Endpoint.SendIdentity; "" for none), or an error to
+// refuse the upgrade: an *HTTPError refuses with its Status, any other
+// error with 401 Unauthorized. It runs on the request's goroutine and may
+// be called concurrently.
+type AuthFunc func(r *http.Request) (identity string, err error)
+
+// SlowPolicy says what happens when a send would take a socket's
+// outbound queue over its budget (see WithSendQueue).
+type SlowPolicy int
+
+const (
+	// CloseSlow closes the socket with 1008 "slow consumer" and cause
+	// CauseSlowConsumer, dropping what was queued. It is the default: a
+	// peer that cannot keep up is better reconnected than silently fed
+	// gaps.
+	CloseSlow SlowPolicy = iota
+	// DropNewest refuses the new message (the send returns ErrQueueFull)
+	// and keeps the socket open.
+	DropNewest
+	// DropOldest discards the oldest queued messages until the new one
+	// fits, and keeps the socket open.
+	DropOldest
+)
+
+type config struct {
+	originPatterns []string
+	subprotocols   []string
+	readLimit      int64
+	auth           AuthFunc
+	logger         *slog.Logger
+	shared         *Shared
+	pingInterval   time.Duration
+	pongTimeout    time.Duration
+	idleTimeout    time.Duration
+	maxLifetime    time.Duration
+	queueMessages  int
+	queueBytes     int
+	slowPolicy     SlowPolicy
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		readLimit:     DefaultReadLimit,
+		pingInterval:  DefaultPingInterval,
+		pongTimeout:   DefaultPongTimeout,
+		queueMessages: DefaultQueueMessages,
+		queueBytes:    DefaultQueueBytes,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.shared == nil {
+		c.shared = NewShared()
+	}
+	return c
+}
+
+// WithOriginPatterns allows cross-origin upgrades from origins matching
+// any of the patterns, as in coder/websocket's AcceptOptions.OriginPatterns:
+// host patterns matched with path.Match ("example.com", "*.example.com"),
+// or "scheme://host" patterns. By default only same-origin requests (and
+// requests with no Origin header, such as from non-browser clients) may
+// upgrade; others get 403 Forbidden.
+func WithOriginPatterns(patterns ...string) Option {
+	return func(c *config) { c.originPatterns = append(c.originPatterns, patterns...) }
+}
+
+// WithSubprotocols lists the subprotocols the Endpoint negotiates, in
+// order of preference. Socket.Subprotocol reports the one chosen.
+func WithSubprotocols(protocols ...string) Option {
+	return func(c *config) { c.subprotocols = append(c.subprotocols, protocols...) }
+}
+
+// WithReadLimit sets the largest incoming message, in bytes (default
+// DefaultReadLimit, 32 KiB). A larger message fires an error event with
+// ErrMessageTooBig and closes the socket with 1009. A negative n removes
+// the limit, which lets any peer make the server buffer without bound.
+func WithReadLimit(n int64) Option {
+	return func(c *config) { c.readLimit = n }
+}
+
+// WithAuth runs fn before every upgrade. See AuthFunc.
+func WithAuth(fn AuthFunc) Option {
+	return func(c *config) { c.auth = fn }
+}
+
+// WithLogger sends the Endpoint's logs (handler errors and panics, with
+// their stacks) to l. By default nothing is logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithShared makes the Endpoint use s as its store, so that several
+// endpoints and plain HTTP handlers can share one, as Laf's functions
+// share cloud.shared. By default each Endpoint has its own.
+func WithShared(s *Shared) Option {
+	return func(c *config) { c.shared = s }
+}
+
+// WithPing pings every socket after each interval of its life (default
+// DefaultPingInterval, 30 s) and closes it with cause CausePingTimeout
+// when no pong comes back within timeout (default DefaultPongTimeout,
+// 10 s). This keeps idle connections alive through proxies and finds
+// half-open TCP connections. Pongs are read between messages, so a ping
+// sent while the Func is running is not held against the socket. An
+// interval of zero or less turns pings off.
+func WithPing(interval, timeout time.Duration) Option {
+	return func(c *config) { c.pingInterval, c.pongTimeout = interval, timeout }
+}
+
+// WithIdleTimeout closes a socket with 1000 "idle" and cause CauseIdle
+// once no message has gone either way for d. Pings and pongs do not count
+// as messages. Zero (the default) turns it off.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(c *config) { c.idleTimeout = d }
+}
+
+// WithMaxLifetime closes a socket with 1001 "lifetime" and cause
+// CauseLifetime once it has been open for d, so that clients reconnect,
+// perhaps to another server. Zero (the default) turns it off.
+func WithMaxLifetime(d time.Duration) Option {
+	return func(c *config) { c.maxLifetime = d }
+}
+
+// WithSendQueue sets each socket's outbound budget: at most messages
+// messages and bytes payload bytes waiting to be written (defaults
+// DefaultQueueMessages, 256, and DefaultQueueBytes, 1 MiB). A message that
+// would go over either is handled by the SlowPolicy. A single message
+// larger than bytes is still accepted when nothing else is waiting.
+func WithSendQueue(messages, bytes int) Option {
+	return func(c *config) { c.queueMessages, c.queueBytes = messages, bytes }
+}
+
+// WithSlowPolicy sets what happens when a socket's send queue is over its
+// budget (default CloseSlow).
+func WithSlowPolicy(p SlowPolicy) Option {
+	return func(c *config) { c.slowPolicy = p }
+}

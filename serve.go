@@ -1,0 +1,259 @@
+package laf
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+)
+
+// ServeHTTP upgrades the request to a WebSocket and runs the socket's
+// events until it closes. See Handler.
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	if e.shutting {
+		e.mu.Unlock()
+		e.stats.refused.Add(1)
+		http.Error(w, "laf: endpoint is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	e.conns.Add(1)
+	e.mu.Unlock()
+	defer e.conns.Done()
+
+	var identity string
+	if e.cfg.auth != nil {
+		id, err := e.cfg.auth(r)
+		if err != nil {
+			e.stats.refused.Add(1)
+			status, msg := http.StatusUnauthorized, ""
+			var he *HTTPError
+			if errors.As(err, &he) {
+				status, msg = he.Status, he.Message
+			}
+			if msg == "" {
+				msg = http.StatusText(status)
+			}
+			http.Error(w, msg, status)
+			return
+		}
+		identity = id
+	}
+
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:   e.cfg.subprotocols,
+		OriginPatterns: e.cfg.originPatterns,
+	})
+	if err != nil {
+		// Accept has written the response: 4xx for a bad or cross-origin
+		// request.
+		e.stats.refused.Add(1)
+		e.cfg.logger.Debug("laf: upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	e.stats.accepted.Add(1)
+	if e.cfg.readLimit < 0 {
+		conn.SetReadLimit(-1)
+	} else {
+		conn.SetReadLimit(e.cfg.readLimit)
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	s := &Socket{
+		id:       newID(),
+		identity: identity,
+		ep:       e,
+		conn:     conn,
+		req:      r,
+		ctx:      ctx,
+		cancel:   cancel,
+		born:     time.Now(),
+	}
+	if !e.register(s) {
+		// Shutdown began during the upgrade: close as it closes the rest.
+		s.closeWith(1001, "going away", CauseShutdown, false)
+	}
+	e.stats.live.Add(1)
+	s.startTimers()
+	s.run()
+	e.stats.live.Add(-1)
+}
+
+// run delivers the socket's events until it closes.
+func (s *Socket) run() {
+	e := s.ep
+	if s.call(MethodConnection, Params{}) {
+		s.readLoop()
+	}
+
+	// The writer finishes the close handshake, or fails at once if the
+	// connection is gone; then nothing of the connection is left running.
+	s.writers.Wait()
+	s.conn.CloseNow()
+	s.stopTimers()
+
+	e.unregister(s)
+	s.mu.Lock()
+	code, reason, cause := s.code, s.reason, s.cause
+	s.mu.Unlock()
+	s.cancel()
+	s.call(MethodClose, Params{Code: code, Reason: reason, Cause: cause})
+}
+
+// readLoop reads and delivers messages until a close is decided.
+func (s *Socket) readLoop() {
+	// A context that is never done: coder/websocket allocates per frame for
+	// one that can be. Closing the connection is what stops a read.
+	ctx := context.Background()
+	checkUTF8 := true
+	for {
+		typ, r, err := s.conn.Reader(ctx)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		data, err := readMessage(r)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		if s.isClosing() {
+			continue // a close is under way; the peer's close frame ends the loop
+		}
+		binary := typ == websocket.MessageBinary
+		if !binary && checkUTF8 && !utf8.Valid(data) {
+			s.fail(1007, "invalid UTF-8", CauseProtocol, ErrInvalidUTF8)
+			return
+		}
+		s.ep.stats.messagesIn.Add(1)
+		s.ep.stats.bytesIn.Add(uint64(len(data)))
+		if s.ep.cfg.idleTimeout > 0 {
+			s.touch()
+		}
+		if !s.call(MethodMessage, Params{Data: data, IsBinary: binary}) {
+			return
+		}
+	}
+}
+
+// readMessage reads one message whole. coder/websocket enforces the read
+// limit: it sends close 1009 and fails the read with ErrMessageTooBig.
+func readMessage(r io.Reader) ([]byte, error) {
+	buf := make([]byte, 0, 512)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readFailed decides the close after a failed read.
+func (s *Socket) readFailed(err error) {
+	if s.isClosing() {
+		return // the close we decided is what ended the read
+	}
+	if ce := (websocket.CloseError{}); errors.As(err, &ce) {
+		s.closeWith(int(ce.Code), ce.Reason, CausePeer, true)
+		return
+	}
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		s.fail(1009, "message too big", CauseReadLimit, fmt.Errorf("%w: %w", ErrMessageTooBig, err))
+	case isDropped(err):
+		s.fail(1006, "", CauseAbnormal, err)
+	default:
+		s.fail(1002, "protocol error", CauseProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+}
+
+// fail fires the error event and closes with code.
+func (s *Socket) fail(code int, reason string, cause CloseCause, err error) {
+	// A broken or vanished peer will not answer a close handshake;
+	// coder/websocket has already sent 1002 where it could.
+	hard := code == 1006 || code == 1002
+	if !s.closeWith(code, reason, cause, hard) {
+		return
+	}
+	s.call(MethodError, Params{Err: err})
+}
+
+func isDropped(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+func (s *Socket) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// call runs the Func for one event and reports whether the socket stays
+// open. An error or panic from a connection or message event decides the
+// close; from an error or close event it is only logged.
+func (s *Socket) call(method string, p Params) bool {
+	err := s.invoke(method, p)
+	if err == nil {
+		return true
+	}
+	if method == MethodError || method == MethodClose {
+		return false
+	}
+	code, reason := 1011, "internal error"
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		if checkClose(ce.Code, ce.Reason) == nil {
+			code, reason = ce.Code, ce.Reason
+		} else {
+			s.ep.cfg.logger.Error("laf: handler's close error cannot be sent; closing with 1011",
+				"socket", s.id, "code", ce.Code)
+		}
+	}
+	s.closeWith(code, reason, CauseHandlerError, false)
+	return false
+}
+
+// invoke runs the Func, turning a panic into an error.
+func (s *Socket) invoke(method string, p Params) (err error) {
+	e := s.ep
+	fc := &FunctionContext{Method: method, Params: p, Socket: s, Request: s.req, Shared: e.cfg.shared}
+	s.inHandler.Store(true)
+	defer func() {
+		s.inHandler.Store(false)
+		if v := recover(); v != nil {
+			e.stats.panics.Add(1)
+			e.cfg.logger.Error("laf: handler panicked", "socket", s.id, "method", method,
+				"panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("laf: panic in %s handler: %v", method, v)
+		}
+	}()
+	if err = e.fn(fc); err != nil {
+		e.stats.handlerErrors.Add(1)
+		e.cfg.logger.Error("laf: handler error", "socket", s.id, "method", method, "err", err)
+	}
+	return err
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

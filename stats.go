@@ -1,0 +1,47 @@
+package laf
+
+import "sync/atomic"
+
+// Stats is a snapshot of an Endpoint's counters, from Endpoint.Stats.
+// Counters count from the Endpoint's creation and never go down, except
+// Live.
+type Stats struct {
+	Live          int64  `json:"live"`           // sockets open now
+	Accepted      uint64 `json:"accepted"`       // upgrades accepted
+	Refused       uint64 `json:"refused"`        // upgrades refused: bad request, origin, auth or shutdown
+	MessagesIn    uint64 `json:"messages_in"`    // messages delivered to the Func
+	BytesIn       uint64 `json:"bytes_in"`       // their payload bytes
+	MessagesOut   uint64 `json:"messages_out"`   // messages written to peers
+	BytesOut      uint64 `json:"bytes_out"`      // their payload bytes
+	Dropped       uint64 `json:"dropped"`        // messages dropped by DropNewest or DropOldest
+	SlowClosed    uint64 `json:"slow_closed"`    // sockets closed by CloseSlow
+	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
+	Panics        uint64 `json:"panics"`         // panics recovered from the Func
+}
+
+type counters struct {
+	live                                       atomic.Int64
+	accepted, refused                          atomic.Uint64
+	messagesIn, bytesIn, messagesOut, bytesOut atomic.Uint64
+	dropped, slowClosed, handlerErrors, panics atomic.Uint64
+}
+
+// Stats returns the Endpoint's counters. It takes no lock and does not
+// allocate, so it is cheap to call often. Each counter is read atomically;
+// the set is not one instant's.
+func (e *Endpoint) Stats() Stats {
+	c := &e.stats
+	return Stats{
+		Live:          c.live.Load(),
+		Accepted:      c.accepted.Load(),
+		Refused:       c.refused.Load(),
+		MessagesIn:    c.messagesIn.Load(),
+		BytesIn:       c.bytesIn.Load(),
+		MessagesOut:   c.messagesOut.Load(),
+		BytesOut:      c.bytesOut.Load(),
+		Dropped:       c.dropped.Load(),
+		SlowClosed:    c.slowClosed.Load(),
+		HandlerErrors: c.handlerErrors.Load(),
+		Panics:        c.panics.Load(),
+	}
+}
