@@ -265,7 +265,8 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	for _, s := range live {
-		s.conn.CloseNow()
+		s.closeWith(1001, "going away", CauseShutdown, true)
+		s.drop()
 	}
 	return ctx.Err()
 }

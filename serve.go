@@ -1,6 +1,7 @@
 package laf
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -49,7 +50,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		identity = id
 	}
 
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		Subprotocols:   e.cfg.subprotocols,
 		OriginPatterns: e.cfg.originPatterns,
 	})
@@ -73,6 +75,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		identity: identity,
 		ep:       e,
 		conn:     conn,
+		netConn:  hw.conn,
 		req:      r,
 		ctx:      ctx,
 		cancel:   cancel,
@@ -250,6 +253,19 @@ func (s *Socket) invoke(method string, p Params) (err error) {
 		e.cfg.logger.Error("laf: handler error", "socket", s.id, "method", method, "err", err)
 	}
 	return err
+}
+
+// hijackWriter keeps the connection that websocket.Accept hijacks, so
+// that a socket can be dropped even while coder/websocket waits on it.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.conn = c
+	return c, brw, err
 }
 
 func newID() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ type Socket struct {
 	identity string
 	ep       *Endpoint
 	conn     *websocket.Conn
+	netConn  net.Conn // under conn, for closes that must not wait
 	req      *http.Request
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -155,13 +157,12 @@ func (s *Socket) enqueue(m Message) error {
 			}
 			if len(s.queue)-n+1 > cfg.queueMessages || s.qBytes+len(m.data) > cfg.queueBytes {
 				// What is left is being written; the new message cannot fit.
-				s.queue = s.queue[:copy(s.queue, s.queue[n:])]
+				s.dropFront(n)
 				s.mu.Unlock()
 				s.ep.stats.dropped.Add(uint64(n) + 1)
 				return ErrQueueFull
 			}
-			clear(s.queue[len(s.queue)-n:])
-			s.queue = s.queue[:copy(s.queue, s.queue[n:])]
+			s.dropFront(n)
 			s.ep.stats.dropped.Add(uint64(n))
 		default:
 			s.decideClose(1008, "slow consumer", CauseSlowConsumer, true)
@@ -175,6 +176,13 @@ func (s *Socket) enqueue(m Message) error {
 	s.startWriter()
 	s.mu.Unlock()
 	return nil
+}
+
+// dropFront drops the n oldest queued messages. s.mu is held.
+func (s *Socket) dropFront(n int) {
+	kept := copy(s.queue, s.queue[n:])
+	clear(s.queue[kept:])
+	s.queue = s.queue[:kept]
 }
 
 // startWriter starts the writer goroutine unless it runs. s.mu is held.
@@ -239,7 +247,7 @@ func (s *Socket) write() {
 			clear(s.queue)
 			s.queue = s.queue[:0]
 			s.mu.Unlock()
-			s.conn.CloseNow()
+			s.drop()
 			return
 		}
 		s.mu.Unlock()
@@ -264,18 +272,19 @@ func (s *Socket) decideClose(code int, reason string, cause CloseCause, hard boo
 	s.closing, s.hard = true, hard
 	s.code, s.reason, s.cause = code, reason, cause
 	if hard {
-		clear(s.queue)
-		s.queue = s.queue[:0]
-		// CloseNow waits for the reader to let go; never under our lock.
-		s.writers.Add(1)
-		go func() {
-			defer s.writers.Done()
-			s.conn.CloseNow()
-		}()
+		s.dropFront(len(s.queue))
+		s.drop()
 		return true
 	}
 	s.startWriter()
 	return true
+}
+
+// drop closes the TCP connection under the WebSocket. Whatever the
+// WebSocket is doing, even a close handshake in progress, then fails at
+// once, so nothing waits on a peer that is gone or not reading.
+func (s *Socket) drop() {
+	s.netConn.Close()
 }
 
 func (s *Socket) touch() {
