@@ -3,6 +3,8 @@ package laf
 import (
 	"context"
 	"sync"
+
+	"github.com/lafgo/laf/internal/wire"
 )
 
 // Endpoint serves one Func over WebSockets. It is an http.Handler: mount
@@ -21,6 +23,8 @@ type Endpoint struct {
 	shutting bool
 	conns    sync.WaitGroup // requests past the shutdown check, not yet done
 	stats    counters
+	cluster  *cluster // nil without a broker
+	leave1   sync.Once
 }
 
 // Handler returns an Endpoint that calls fn for every event of every
@@ -51,6 +55,9 @@ func Handler(fn Func, opts ...Option) *Endpoint {
 		sockets: make(map[string]*Socket),
 		byIdent: make(map[string]map[*Socket]struct{}),
 		rooms:   make(map[string]map[*Socket]struct{}),
+	}
+	if e.cfg.broker != nil {
+		e.cluster = newCluster(e.cfg.broker, e, e.cfg.heartbeat, e.cfg.logger)
 	}
 	return e
 }
@@ -103,6 +110,9 @@ func (e *Endpoint) register(s *Socket) bool {
 	if s.identity != "" {
 		addMember(e.byIdent, s.identity, s)
 	}
+	if e.cluster != nil {
+		e.cluster.queue(&wire.Envelope{Op: wire.OpAdd, Sockets: []wire.Socket{{ID: s.id, Identity: s.identity}}})
+	}
 	return true
 }
 
@@ -118,6 +128,9 @@ func (e *Endpoint) unregister(s *Socket) {
 		removeMember(e.rooms, room, s)
 	}
 	s.rooms = nil
+	if e.cluster != nil {
+		e.cluster.queue(&wire.Envelope{Op: wire.OpRemove, Target: s.id})
+	}
 }
 
 func addMember(m map[string]map[*Socket]struct{}, key string, s *Socket) {
@@ -146,8 +159,14 @@ func (e *Endpoint) join(s *Socket, room string) {
 	if s.rooms == nil {
 		s.rooms = make(map[string]struct{})
 	}
+	if _, ok := s.rooms[room]; ok {
+		return
+	}
 	s.rooms[room] = struct{}{}
 	addMember(e.rooms, room, s)
+	if e.cluster != nil {
+		e.cluster.queue(&wire.Envelope{Op: wire.OpJoin, Target: s.id, Room: room})
+	}
 }
 
 func (e *Endpoint) leave(s *Socket, room string) {
@@ -156,6 +175,9 @@ func (e *Endpoint) leave(s *Socket, room string) {
 	if _, ok := s.rooms[room]; ok {
 		delete(s.rooms, room)
 		removeMember(e.rooms, room, s)
+		if e.cluster != nil {
+			e.cluster.queue(&wire.Envelope{Op: wire.OpLeave, Target: s.id, Room: room})
+		}
 	}
 }
 
@@ -176,40 +198,45 @@ func (e *Endpoint) RoomLen(room string) int {
 	return len(e.rooms[room])
 }
 
-// SendSocket queues m on the socket with the given id. It returns
-// ErrNotFound if there is none, or what Socket.SendMessage returns.
+// SendSocket queues m on the socket with the given id, on this node or,
+// with a broker, on any node. It returns ErrNotFound if no node has it
+// (as far as presence knows), the error of the publish if the broker
+// refused it, or what Socket.SendMessage returns for a local socket.
 func (e *Endpoint) SendSocket(ctx context.Context, id string, m Message) error {
-	s, ok := e.Socket(id)
-	if !ok {
+	if s, ok := e.Socket(id); ok {
+		return s.enqueue(m)
+	}
+	if e.cluster == nil {
 		return ErrNotFound
 	}
-	return s.enqueue(m)
+	return e.cluster.sendSocket(ctx, id, m)
 }
 
-// Broadcast queues m on every live socket. It holds no lock while any
-// socket writes, and a socket over its queue budget is handled by the
-// SlowPolicy without delaying the others. The payload is shared, not
-// copied per socket.
+// Broadcast queues m on every live socket, on every node with a broker.
+// It holds no lock while any socket writes, and a socket over its queue
+// budget is handled by the SlowPolicy without delaying the others. The
+// payload is shared, not copied per socket. Local sockets get m even if
+// publishing to the broker fails, which Broadcast then returns.
 func (e *Endpoint) Broadcast(ctx context.Context, m Message) error {
 	e.mu.RLock()
-	defer e.mu.RUnlock()
 	for _, s := range e.sockets {
 		s.enqueue(m)
 	}
-	return nil
+	e.mu.RUnlock()
+	return e.publish(ctx, wire.OpBroadcast, "", m)
 }
 
 // SendRoom queues m on every socket in room, as Broadcast does.
 func (e *Endpoint) SendRoom(ctx context.Context, room string, m Message) error {
 	e.sendSet(e.rooms, room, m)
-	return nil
+	return e.publish(ctx, wire.OpRoom, room, m)
 }
 
 // SendIdentity queues m on every socket whose AuthFunc attached identity
 // (every tab of one user, say), as Broadcast does.
 func (e *Endpoint) SendIdentity(ctx context.Context, identity string, m Message) error {
 	e.sendSet(e.byIdent, identity, m)
-	return nil
+	return e.publish(ctx, wire.OpIdentity, identity, m)
 }
 
 func (e *Endpoint) sendSet(m map[string]map[*Socket]struct{}, key string, msg Message) {
@@ -220,14 +247,55 @@ func (e *Endpoint) sendSet(m map[string]map[*Socket]struct{}, key string, msg Me
 	}
 }
 
-// CloseSocket closes the socket with the given id as Socket.Close does.
-// It returns ErrNotFound if there is none.
+func (e *Endpoint) publish(ctx context.Context, op wire.Op, target string, m Message) error {
+	if e.cluster == nil {
+		return nil
+	}
+	return e.cluster.publish(ctx, &wire.Envelope{Op: op, Target: target, Binary: m.binary, Data: m.data})
+}
+
+// deliverLocal serves a send that another node published.
+func (e *Endpoint) deliverLocal(env *wire.Envelope) {
+	m := Message{data: env.Data, binary: env.Binary}
+	switch env.Op {
+	case wire.OpSend:
+		if s, ok := e.Socket(env.Target); ok {
+			s.enqueue(m)
+		}
+	case wire.OpClose:
+		if s, ok := e.Socket(env.Target); ok {
+			s.Close(env.Code, env.Reason)
+		}
+	case wire.OpRoom:
+		e.sendSet(e.rooms, env.Target, m)
+	case wire.OpIdentity:
+		e.sendSet(e.byIdent, env.Target, m)
+	case wire.OpBroadcast:
+		e.mu.RLock()
+		for _, s := range e.sockets {
+			s.enqueue(m)
+		}
+		e.mu.RUnlock()
+	}
+}
+
+// CloseSocket closes the socket with the given id, on any node with a
+// broker, as Socket.Close does. It returns ErrNotFound if no node has it.
 func (e *Endpoint) CloseSocket(ctx context.Context, id string, code int, reason string) error {
-	s, ok := e.Socket(id)
-	if !ok {
+	if s, ok := e.Socket(id); ok {
+		return s.Close(code, reason)
+	}
+	if e.cluster == nil {
 		return ErrNotFound
 	}
-	return s.Close(code, reason)
+	return e.cluster.closeSocket(ctx, id, code, reason)
+}
+
+// leaveCluster stops the Endpoint's part in the cluster, once.
+func (e *Endpoint) leaveCluster() {
+	if e.cluster != nil {
+		e.leave1.Do(e.cluster.stop)
+	}
 }
 
 // Shutdown stops the Endpoint gracefully: new upgrades get 503, every
@@ -241,7 +309,8 @@ func (e *Endpoint) CloseSocket(ctx context.Context, id string, code int, reason 
 //
 //	srv.RegisterOnShutdown(func() { ep.Shutdown(ctx) })
 //
-// or call ep.Shutdown after srv.Shutdown returns.
+// or call ep.Shutdown after srv.Shutdown returns. With a broker, Shutdown
+// also leaves the cluster, so other nodes drop this one's presence.
 func (e *Endpoint) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.shutting = true
@@ -259,6 +328,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 		e.conns.Wait()
 		close(done)
 	}()
+	defer e.leaveCluster()
 	select {
 	case <-done:
 		return nil

@@ -9,12 +9,12 @@ import (
 // Defaults of the options. Each option's doc says what zero or a negative
 // value means.
 const (
-	DefaultReadLimit      = 32 << 10 // bytes per incoming message
-	DefaultPingInterval   = 30 * time.Second
-	DefaultPongTimeout    = 10 * time.Second
-	DefaultQueueMessages  = 256     // outbound messages waiting per socket
-	DefaultQueueBytes     = 1 << 20 // outbound bytes waiting per socket
-	defaultCloseHandshake = 5 * time.Second
+	DefaultReadLimit     = 32 << 10 // bytes per incoming message
+	DefaultPingInterval  = 30 * time.Second
+	DefaultPongTimeout   = 10 * time.Second
+	DefaultQueueMessages = 256     // outbound messages waiting per socket
+	DefaultQueueBytes    = 1 << 20 // outbound bytes waiting per socket
+	DefaultHeartbeat     = 5 * time.Second
 )
 
 // An Option configures an Endpoint. Options are applied in order by
@@ -61,6 +61,8 @@ type config struct {
 	queueMessages  int
 	queueBytes     int
 	slowPolicy     SlowPolicy
+	broker         Broker
+	heartbeat      time.Duration
 }
 
 func newConfig(opts []Option) config {
@@ -70,6 +72,7 @@ func newConfig(opts []Option) config {
 		pongTimeout:   DefaultPongTimeout,
 		queueMessages: DefaultQueueMessages,
 		queueBytes:    DefaultQueueBytes,
+		heartbeat:     DefaultHeartbeat,
 	}
 	for _, o := range opts {
 		o(&c)

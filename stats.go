@@ -17,6 +17,7 @@ type Stats struct {
 	SlowClosed    uint64 `json:"slow_closed"`    // sockets closed by CloseSlow
 	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
 	Panics        uint64 `json:"panics"`         // panics recovered from the Func
+	PublishErrors uint64 `json:"publish_errors"` // messages the broker did not take
 }
 
 type counters struct {
@@ -43,5 +44,13 @@ func (e *Endpoint) Stats() Stats {
 		SlowClosed:    c.slowClosed.Load(),
 		HandlerErrors: c.handlerErrors.Load(),
 		Panics:        c.panics.Load(),
+		PublishErrors: e.publishErrors(),
 	}
+}
+
+func (e *Endpoint) publishErrors() uint64 {
+	if e.cluster == nil {
+		return 0
+	}
+	return e.cluster.publishErrors.Load()
 }
