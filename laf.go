@@ -25,6 +25,7 @@ type Endpoint struct {
 	stats    counters
 	cluster  *cluster // nil without a broker
 	leave1   sync.Once
+	readBufs sync.Pool // *[]byte scratch for reading messages
 }
 
 // Handler returns an Endpoint that calls fn for every event of every

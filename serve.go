@@ -117,14 +117,13 @@ func (s *Socket) readLoop() {
 	// A context that is never done: coder/websocket allocates per frame for
 	// one that can be. Closing the connection is what stops a read.
 	ctx := context.Background()
-	checkUTF8 := true
 	for {
 		typ, r, err := s.conn.Reader(ctx)
 		if err != nil {
 			s.readFailed(err)
 			return
 		}
-		data, err := readMessage(r)
+		data, err := s.ep.readMessage(r)
 		if err != nil {
 			s.readFailed(err)
 			return
@@ -133,7 +132,7 @@ func (s *Socket) readLoop() {
 			continue // a close is under way; the peer's close frame ends the loop
 		}
 		binary := typ == websocket.MessageBinary
-		if !binary && checkUTF8 && !utf8.Valid(data) {
+		if !binary && !utf8.Valid(data) {
 			s.fail(1007, "invalid UTF-8", CauseProtocol, ErrInvalidUTF8)
 			return
 		}
@@ -148,23 +147,39 @@ func (s *Socket) readLoop() {
 	}
 }
 
-// readMessage reads one message whole. coder/websocket enforces the read
-// limit: it sends close 1009 and fails the read with ErrMessageTooBig.
-func readMessage(r io.Reader) ([]byte, error) {
-	buf := make([]byte, 0, 512)
+// readMessage reads one message whole into a pooled buffer and returns
+// an exact-size copy that the Func owns. coder/websocket enforces the
+// read limit: it sends close 1009 and fails the read with
+// ErrMessageTooBig.
+func (e *Endpoint) readMessage(r io.Reader) ([]byte, error) {
+	bp, _ := e.readBufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, 4096)
+		bp = &b
+	}
+	buf := (*bp)[:0]
+	var err error
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
+		var n int
+		n, err = r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
 		if err != nil {
-			return nil, err
+			break
 		}
 	}
+	var data []byte
+	if err == io.EOF {
+		data, err = append(make([]byte, 0, len(buf)), buf...), nil
+	}
+	// Keep ordinary buffers for reuse; let a rare huge one go.
+	if cap(buf) <= 64<<10 {
+		*bp = buf[:0]
+		e.readBufs.Put(bp)
+	}
+	return data, err
 }
 
 // readFailed decides the close after a failed read.
