@@ -1,0 +1,77 @@
+// Package laf brings the Laf cloud-function model of WebSockets to
+// ordinary Go servers.
+//
+// In Laf you write one function, __websocket__, that the platform calls
+// for every event of every socket, and you keep sockets in cloud.shared
+// so another function can push to them. In laf, Handler turns such a
+// function into an http.Handler that you mount on any mux:
+//
+//	func ws(ctx *laf.FunctionContext) error {
+//		switch ctx.Method {
+//		case laf.MethodConnection:
+//			return ctx.Socket.Send("hi connection succeed")
+//		case laf.MethodMessage:
+//			return ctx.Socket.Send("I have received your message")
+//		}
+//		return nil
+//	}
+//
+//	ep := laf.Handler(ws)
+//	http.Handle("/__websocket__", ep)
+//
+// The Endpoint keeps a registry of its live sockets, so any goroutine or
+// HTTP handler can push to one by id (Endpoint.SendSocket), to a room
+// (Socket.Join, Endpoint.SendRoom), to every socket of one user
+// (WithAuth, Endpoint.SendIdentity) or to all (Endpoint.Broadcast).
+//
+// # Events and their order
+//
+// For each socket the Func is called once with MethodConnection, then
+// once per message with MethodMessage, in arrival order, and last once
+// with MethodClose; MethodError, when it fires, comes just before
+// MethodClose. Calls for one socket never overlap; different sockets run
+// in parallel. The close event fires whoever closed (the peer, server
+// code, a handler error, a fault, or a timeout) and says why in
+// Params.Cause. By then the socket has left the registry and its rooms,
+// and sends on it return ErrClosed.
+//
+// # Errors
+//
+// A Func that returns an error, or panics, gets its socket closed with
+// 1011 (or the code of a returned *CloseError); the panic is recovered
+// and logged with its stack, and every other socket carries on. Bad input
+// from a peer closes its socket with the matching code: 1009 for a message
+// over the read limit, 1007 for invalid UTF-8 in a text message, 1002 for
+// a protocol error; the error event carries ErrMessageTooBig,
+// ErrInvalidUTF8 or ErrProtocol. Refused upgrades get an HTTP status:
+// 426 or 400 for a request that is not a WebSocket upgrade, 403 for a
+// cross-origin request (see WithOriginPatterns), the AuthFunc's status,
+// and 503 after Shutdown.
+//
+// # Sending
+//
+// Sends never wait for the network: each socket has a bounded queue
+// written by a goroutine that runs only while the queue is not empty.
+// WithSendQueue sets the budget and WithSlowPolicy what happens to a
+// socket over it. Broadcasts encode a message once and share its bytes.
+//
+// # Lifetimes
+//
+// Sockets are pinged (WithPing, on by default) so that idle connections
+// survive proxies and dead peers are found; WithIdleTimeout and
+// WithMaxLifetime bound a socket's life. Endpoint.Shutdown closes every
+// socket with 1001 and waits for their close events.
+//
+// # Clusters
+//
+// Shared and the registry live in one process. With WithBroker, sends by
+// id, room, identity and broadcast reach sockets on every process that
+// shares the broker, Presence counts them all, and an Emitter sends from
+// processes that hold no sockets. Adapters for Redis and NATS live in
+// their own modules.
+//
+// # Testing
+//
+// Package laftest starts an Endpoint on an httptest server and dials it
+// with real clients, so a Func is tested over real sockets in a few lines.
+package laf
