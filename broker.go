@@ -44,7 +44,8 @@ func WithBroker(b Broker) Option {
 // WithHeartbeat sets how often a node publishes its presence (default
 // DefaultHeartbeat, 5 s). A node not heard from for three heartbeats is
 // dropped from presence, so a node that dies without saying goodbye
-// disappears within 3×d plus the broker's latency.
+// disappears within 3×d plus the broker's latency. Zero or less means the
+// default.
 func WithHeartbeat(d time.Duration) Option {
 	return func(c *config) { c.heartbeat = d }
 }

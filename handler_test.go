@@ -551,3 +551,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestNilFuncPanics(t *testing.T) {
+	assert.Panics(t, func() { laf.Handler(nil) })
+}
+
+func TestZeroOptionsMeanDefaults(t *testing.T) {
+	// A zero pong timeout would otherwise close every socket at its first
+	// ping, and a zero queue budget refuse every send.
+	srv := laftest.NewServer(t, func(ctx *laf.FunctionContext) error {
+		if ctx.Method == laf.MethodMessage {
+			return ctx.Socket.Send(strings.Repeat("z", 100))
+		}
+		return nil
+	}, laf.WithPing(5*time.Millisecond, 0), laf.WithSendQueue(0, 0), laf.WithReadLimit(0), laf.WithHeartbeat(0))
+	pings := make(chan struct{}, 10)
+	ws, _, err := websocket.Dial(context.Background(), srv.WSURL, &websocket.DialOptions{
+		OnPingReceived: func(context.Context, []byte) bool {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			return true
+		},
+	})
+	require.NoError(t, err)
+	defer ws.CloseNow()
+	c := (&laftest.Conn{WS: ws, Timeout: laftest.DefaultTimeout}).Bind(t)
+	for range 3 {
+		c.Send(strings.Repeat("a", 1000))
+		c.ExpectText(strings.Repeat("z", 100))
+		<-pings
+	}
+}

@@ -50,6 +50,9 @@ type Endpoint struct {
 // WithOriginPatterns get 403; requests refused by the AuthFunc get its
 // status; requests after Shutdown get 503.
 func Handler(fn Func, opts ...Option) *Endpoint {
+	if fn == nil {
+		panic("laf: nil Func")
+	}
 	e := &Endpoint{
 		fn:      fn,
 		cfg:     newConfig(opts),

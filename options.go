@@ -77,6 +77,22 @@ func newConfig(opts []Option) config {
 	for _, o := range opts {
 		o(&c)
 	}
+	// Zero or less means the default where off or unlimited makes no sense.
+	if c.readLimit == 0 {
+		c.readLimit = DefaultReadLimit
+	}
+	if c.pongTimeout <= 0 {
+		c.pongTimeout = DefaultPongTimeout
+	}
+	if c.queueMessages <= 0 {
+		c.queueMessages = DefaultQueueMessages
+	}
+	if c.queueBytes <= 0 {
+		c.queueBytes = DefaultQueueBytes
+	}
+	if c.heartbeat <= 0 {
+		c.heartbeat = DefaultHeartbeat
+	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
@@ -104,8 +120,9 @@ func WithSubprotocols(protocols ...string) Option {
 
 // WithReadLimit sets the largest incoming message, in bytes (default
 // DefaultReadLimit, 32 KiB). A larger message fires an error event with
-// ErrMessageTooBig and closes the socket with 1009. A negative n removes
-// the limit, which lets any peer make the server buffer without bound.
+// ErrMessageTooBig and closes the socket with 1009. Zero means the
+// default; a negative n removes the limit, which lets any peer make the
+// server buffer without bound.
 func WithReadLimit(n int64) Option {
 	return func(c *config) { c.readLimit = n }
 }
@@ -134,7 +151,8 @@ func WithShared(s *Shared) Option {
 // 10 s). This keeps idle connections alive through proxies and finds
 // half-open TCP connections. Pongs are read between messages, so a ping
 // sent while the Func is running is not held against the socket. An
-// interval of zero or less turns pings off.
+// interval of zero or less turns pings off; a timeout of zero or less
+// means the default.
 func WithPing(interval, timeout time.Duration) Option {
 	return func(c *config) { c.pingInterval, c.pongTimeout = interval, timeout }
 }
@@ -157,7 +175,8 @@ func WithMaxLifetime(d time.Duration) Option {
 // messages and bytes payload bytes waiting to be written (defaults
 // DefaultQueueMessages, 256, and DefaultQueueBytes, 1 MiB). A message that
 // would go over either is handled by the SlowPolicy. A single message
-// larger than bytes is still accepted when nothing else is waiting.
+// larger than bytes is still accepted when nothing else is waiting. Zero
+// or less means the default.
 func WithSendQueue(messages, bytes int) Option {
 	return func(c *config) { c.queueMessages, c.queueBytes = messages, bytes }
 }

@@ -20,15 +20,17 @@ import (
 // ServeHTTP upgrades the request to a WebSocket and runs the socket's
 // events until it closes. See Handler.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	e.mu.Lock()
+	// Shutdown sets shutting under the write lock, so no Add can race
+	// its Wait.
+	e.mu.RLock()
 	if e.shutting {
-		e.mu.Unlock()
+		e.mu.RUnlock()
 		e.stats.refused.Add(1)
 		http.Error(w, "laf: endpoint is shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	e.conns.Add(1)
-	e.mu.Unlock()
+	e.mu.RUnlock()
 	defer e.conns.Done()
 
 	var identity string
@@ -69,7 +71,9 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.SetReadLimit(e.cfg.readLimit)
 	}
 
-	ctx, cancel := context.WithCancel(r.Context())
+	// Without the request's cancellation, the socket's context does not
+	// register with the server's: it is done when the socket closes.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	s := &Socket{
 		id:       newID(),
 		identity: identity,
