@@ -578,9 +578,16 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 	require.NoError(t, err)
 	defer ws.CloseNow()
 	c := (&laftest.Conn{WS: ws, Timeout: laftest.DefaultTimeout}).Bind(t)
+	c.Send(strings.Repeat("a", 1000))
+	c.ExpectText(strings.Repeat("z", 100))
+	readCtx := ws.CloseRead(context.Background()) // answers pings from now on
 	for range 3 {
-		c.Send(strings.Repeat("a", 1000))
-		c.ExpectText(strings.Repeat("z", 100))
-		<-pings
+		select {
+		case <-pings:
+		case <-readCtx.Done():
+			t.Fatal("closed while answering pings")
+		case <-time.After(laftest.DefaultTimeout):
+			t.Fatal("no ping")
+		}
 	}
 }
