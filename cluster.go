@@ -28,7 +28,8 @@ type cluster struct {
 	mu    sync.RWMutex
 	nodes map[string]*nodeState // other nodes, by id
 
-	publishErrors atomic.Uint64
+	publishErrors atomic.Uint64 // sends the broker did not take
+	cutOff        atomic.Bool   // the last publish failed
 }
 
 // nodeState is another node's presence.
@@ -195,7 +196,6 @@ func (c *cluster) queue(env *wire.Envelope) {
 	select {
 	case c.outbox <- env:
 	default:
-		c.publishErrors.Add(1)
 	}
 }
 
@@ -208,19 +208,37 @@ func (c *cluster) publishPresence() {
 			return
 		case env := <-c.outbox:
 			ctx, cancel := context.WithTimeout(c.ctx, c.heartbeat)
-			c.publish(ctx, env)
+			c.publishRaw(ctx, env)
 			cancel()
 		}
 	}
 }
 
-// publish encodes and publishes env, counting a failure.
+// publish publishes a send, counting it in Stats if the broker refuses it.
 func (c *cluster) publish(ctx context.Context, env *wire.Envelope) error {
+	err := c.publishRaw(ctx, env)
+	if err != nil {
+		c.publishErrors.Add(1)
+	}
+	return err
+}
+
+// publishRaw encodes and publishes env. When the broker takes a message
+// after refusing one, this node may have missed presence changes and
+// others may have dropped it: it asks every node for a snapshot and sends
+// its own.
+func (c *cluster) publishRaw(ctx context.Context, env *wire.Envelope) error {
 	env.Origin = c.id
 	if err := c.broker.Publish(ctx, wire.Append(nil, env)); err != nil {
-		c.publishErrors.Add(1)
+		c.cutOff.Store(true)
 		c.logger.Warn("laf: broker publish failed", "op", env.Op, "err", err)
 		return err
+	}
+	if c.cutOff.Swap(false) {
+		c.queue(&wire.Envelope{Op: wire.OpSync})
+		if c.ep != nil {
+			c.queue(c.snapshot())
+		}
 	}
 	return nil
 }
@@ -319,7 +337,7 @@ func (c *cluster) remoteOnline(id string) bool {
 // stop says goodbye, so other nodes forget this one at once, and stops.
 func (c *cluster) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	c.publish(ctx, &wire.Envelope{Op: wire.OpBye})
+	c.publishRaw(ctx, &wire.Envelope{Op: wire.OpBye})
 	cancel()
 	c.cancel()
 	c.wg.Wait()

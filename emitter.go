@@ -53,7 +53,7 @@ func (em *Emitter) CloseSocket(ctx context.Context, id string, code int, reason 
 // Presence returns the cluster's presence.
 func (em *Emitter) Presence() Presence { return Presence{c: em.c} }
 
-// PublishErrors returns how many messages the broker did not take.
+// PublishErrors returns how many sends the broker did not take.
 func (em *Emitter) PublishErrors() uint64 { return em.c.publishErrors.Load() }
 
 // Close leaves the cluster and stops the Emitter's goroutines.

@@ -17,7 +17,7 @@ type Stats struct {
 	SlowClosed    uint64 `json:"slow_closed"`    // sockets closed by CloseSlow
 	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
 	Panics        uint64 `json:"panics"`         // panics recovered from the Func
-	PublishErrors uint64 `json:"publish_errors"` // messages the broker did not take
+	PublishErrors uint64 `json:"publish_errors"` // sends to other nodes the broker did not take
 }
 
 type counters struct {
