@@ -1,0 +1,11 @@
+package natsbroker_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the run if any goroutine outlives the tests: a
+// subscription of the broker, nats.go's or laf's.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -1,0 +1,160 @@
+package natsbroker_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lafgo/laf"
+	"github.com/lafgo/laf/laftest"
+	"github.com/lafgo/laf/natsbroker"
+	"github.com/nats-io/nats.go"
+)
+
+// factory gives every node its own connection; cut closes it, so the
+// node can neither publish nor hear, and says no goodbye.
+func factory(srv *natsServer, opts ...natsbroker.Option) laftest.BrokerFactory {
+	return func(t testing.TB) (laf.Broker, func()) {
+		nc := connect(t, srv.URL())
+		return natsbroker.New(nc, opts...), nc.Close
+	}
+}
+
+func TestBroker(t *testing.T) {
+	laftest.TestBroker(t, factory(startNATS(t)))
+}
+
+func TestBrokerPublishFlush(t *testing.T) {
+	laftest.TestBroker(t, factory(startNATS(t), natsbroker.WithPublishFlush(), natsbroker.WithSubject("laf.flush")))
+}
+
+// TestSubscribeIsActiveOnReturn publishes right after Subscribe returns,
+// from another connection: the message must arrive, so Subscribe waited
+// until the server had registered the subscription.
+func TestSubscribeIsActiveOnReturn(t *testing.T) {
+	srv := startNATS(t)
+	pub := natsbroker.New(connect(t, srv.URL()))
+	sub := natsbroker.New(connect(t, srv.URL()))
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan []byte, 1)
+		if err := sub.Subscribe(ctx, func(msg []byte) { got <- msg }); err != nil {
+			t.Fatal(err)
+		}
+		want := []byte{byte(i), 0, 'x'}
+		if err := pub.Publish(context.Background(), want); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case msg := <-got:
+			if string(msg) != string(want) {
+				t.Fatalf("got %q, want %q", msg, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: message published after Subscribe returned was not delivered", i)
+		}
+		cancel()
+	}
+}
+
+// TestDisconnected checks that Subscribe and Publish fail, rather than
+// hang or report a success that nats.go has only buffered, while the
+// connection is not up.
+func TestDisconnected(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	// With RetryOnFailedConnect, Connect returns a connection that is
+	// still trying.
+	nc := connect(t, "nats://127.0.0.1:"+strconv.Itoa(port), nats.RetryOnFailedConnect(true))
+	b := natsbroker.New(nc, natsbroker.WithFlushTimeout(200*time.Millisecond))
+	if err := b.Subscribe(context.Background(), func([]byte) {}); err == nil {
+		t.Fatal("Subscribe with no server: no error")
+	}
+	if err := b.Publish(context.Background(), []byte("x")); !errors.Is(err, natsbroker.ErrDisconnected) {
+		t.Fatalf("Publish with no server: %v, want ErrDisconnected", err)
+	}
+	nc.Close()
+	if err := b.Publish(context.Background(), []byte("x")); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Fatalf("Publish on a closed connection: %v, want nats.ErrConnectionClosed", err)
+	}
+}
+
+// TestStop checks that cancelling Subscribe's context and closing the
+// Broker stop delivery, and that a closed Broker refuses calls.
+func TestStop(t *testing.T) {
+	srv := startNATS(t)
+	b := natsbroker.New(connect(t, srv.URL()))
+	var mu sync.Mutex
+	counts := map[string]int{}
+	sub := func(ctx context.Context, name string) {
+		if err := b.Subscribe(ctx, func([]byte) { mu.Lock(); counts[name]++; mu.Unlock() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(name string) int { mu.Lock(); defer mu.Unlock(); return counts[name] }
+	// The server counts subscriptions of its own too.
+	base := srv.server().NumSubscriptions()
+	ctx, cancel := context.WithCancel(context.Background())
+	sub(ctx, "cancelled")
+	sub(context.Background(), "closed")
+	b.Publish(context.Background(), []byte("1"))
+	eventually(t, "both subscribers get a message", func() bool { return count("cancelled") == 1 && count("closed") == 1 })
+
+	cancel()
+	eventually(t, "cancelled subscription gone", func() bool { return srv.server().NumSubscriptions() == base+1 })
+	b.Publish(context.Background(), []byte("2"))
+	eventually(t, "closed gets the second message", func() bool { return count("closed") == 2 })
+	if count("cancelled") != 1 {
+		t.Fatalf("cancelled subscriber got %d messages, want 1", count("cancelled"))
+	}
+
+	b.Close()
+	eventually(t, "subscriptions closed", func() bool { return srv.server().NumSubscriptions() == base })
+	if err := b.Publish(context.Background(), []byte("3")); !errors.Is(err, natsbroker.ErrClosed) {
+		t.Fatalf("Publish after Close: %v, want ErrClosed", err)
+	}
+	if err := b.Subscribe(context.Background(), func([]byte) {}); !errors.Is(err, natsbroker.ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestRestart shuts the NATS server down under two nodes and starts it
+// again on the same port: local sends keep working meanwhile, publishes
+// fail and are counted, and pushes across nodes resume by themselves.
+func TestRestart(t *testing.T) {
+	srv := startNATS(t)
+	conns := []*nats.Conn{connect(t, srv.URL()), connect(t, srv.URL())}
+	nodes, socks := startPair(t, natsbroker.New(conns[0]), natsbroker.New(conns[1]))
+	a, b := socks[0], socks[1]
+	push(t, nodes[0], b, "before")
+	b.expect(t, "before")
+
+	srv.stop()
+	for _, nc := range conns {
+		eventually(t, "client sees NATS down", func() bool { return !nc.IsConnected() })
+	}
+	outage(t, nodes[0], a, b)
+
+	srv.start()
+	resume(t, nodes[0], b)
+	resume(t, nodes[1], a)
+	for _, nc := range conns {
+		if nc.Stats().Reconnects == 0 {
+			t.Fatal("connection did not reconnect")
+		}
+	}
+}
+
+// TestMessagesOwned keeps every message fn is given and checks, after
+// many more have arrived, that none was overwritten: fn owns msg.
+func TestMessagesOwned(t *testing.T) {
+	ownedMessages(t, natsbroker.New(connect(t, startNATS(t).URL())))
+}

@@ -1,0 +1,157 @@
+package redisbroker_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lafgo/laf"
+	"github.com/lafgo/laf/laftest"
+	"github.com/lafgo/laf/redisbroker"
+	"github.com/redis/go-redis/v9"
+)
+
+// newClient returns a client of srv that the test closes at its end.
+func newClient(t testing.TB, srv *redisServer) redis.UniversalClient {
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr()}})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// factory gives every node its own client; cut closes that client, so
+// the node can neither publish nor hear, and says no goodbye.
+func factory(srv *redisServer, opts ...redisbroker.Option) laftest.BrokerFactory {
+	return func(t testing.TB) (laf.Broker, func()) {
+		c := newClient(t, srv)
+		return redisbroker.New(c, opts...), func() { c.Close() }
+	}
+}
+
+func TestBroker(t *testing.T) {
+	laftest.TestBroker(t, factory(startRedis(t)))
+}
+
+func TestBrokerSharded(t *testing.T) {
+	laftest.TestBroker(t, factory(startRedis(t), redisbroker.WithSharded(), redisbroker.WithChannel("laf-sharded")))
+}
+
+// TestSubscribeIsActiveOnReturn publishes right after Subscribe returns:
+// the message must arrive, so Subscribe waited for the confirmation.
+func TestSubscribeIsActiveOnReturn(t *testing.T) {
+	srv := startRedis(t)
+	pub := redisbroker.New(newClient(t, srv))
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		got := make(chan []byte, 1)
+		sub := redisbroker.New(newClient(t, srv), redisbroker.WithChannel(pub.Channel()))
+		if err := sub.Subscribe(ctx, func(msg []byte) { got <- msg }); err != nil {
+			t.Fatal(err)
+		}
+		want := []byte{byte(i), 0, 'x'}
+		if err := pub.Publish(context.Background(), want); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case msg := <-got:
+			if string(msg) != string(want) {
+				t.Fatalf("got %q, want %q", msg, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: message published after Subscribe returned was not delivered", i)
+		}
+		cancel()
+	}
+}
+
+// TestSubscribeDown checks that Subscribe and Publish fail, rather than
+// hang, when no server is listening.
+func TestSubscribeDown(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), MaxRetries: -1})
+	defer c.Close()
+	b := redisbroker.New(c, redisbroker.WithSubscribeTimeout(5*time.Second))
+	if err := b.Subscribe(context.Background(), func([]byte) {}); err == nil {
+		t.Fatal("Subscribe with no server: no error")
+	}
+	if err := b.Publish(context.Background(), []byte("x")); err == nil {
+		t.Fatal("Publish with no server: no error")
+	}
+}
+
+// TestStop checks that cancelling Subscribe's context and closing the
+// Broker stop delivery, and that a closed Broker refuses calls.
+func TestStop(t *testing.T) {
+	srv := startRedis(t)
+	c := newClient(t, srv)
+	b := redisbroker.New(c)
+	var mu sync.Mutex
+	counts := map[string]int{}
+	sub := func(ctx context.Context, name string) {
+		if err := b.Subscribe(ctx, func([]byte) { mu.Lock(); counts[name]++; mu.Unlock() }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(name string) int { mu.Lock(); defer mu.Unlock(); return counts[name] }
+	ctx, cancel := context.WithCancel(context.Background())
+	sub(ctx, "cancelled")
+	sub(context.Background(), "closed")
+	b.Publish(context.Background(), []byte("1"))
+	eventually(t, "both subscribers get a message", func() bool { return count("cancelled") == 1 && count("closed") == 1 })
+
+	cancel()
+	// The server counts subscribers; wait until it has dropped one.
+	eventually(t, "cancelled subscription gone", func() bool {
+		n, err := c.PubSubNumSub(context.Background(), b.Channel()).Result()
+		return err == nil && n[b.Channel()] == 1
+	})
+	b.Publish(context.Background(), []byte("2"))
+	eventually(t, "closed gets the second message", func() bool { return count("closed") == 2 })
+	if count("cancelled") != 1 {
+		t.Fatalf("cancelled subscriber got %d messages, want 1", count("cancelled"))
+	}
+
+	b.Close()
+	eventually(t, "subscriptions closed", func() bool {
+		n, err := c.PubSubNumSub(context.Background(), b.Channel()).Result()
+		return err == nil && n[b.Channel()] == 0
+	})
+	if err := b.Publish(context.Background(), []byte("3")); !errors.Is(err, redisbroker.ErrClosed) {
+		t.Fatalf("Publish after Close: %v, want ErrClosed", err)
+	}
+	if err := b.Subscribe(context.Background(), func([]byte) {}); !errors.Is(err, redisbroker.ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestRestart kills redis-server under two nodes and starts it again on
+// the same port: local sends keep working meanwhile, publishes fail and
+// are counted, and pushes across nodes resume by themselves.
+func TestRestart(t *testing.T) {
+	srv := startRedis(t)
+	clients := []redis.UniversalClient{newClient(t, srv), newClient(t, srv)}
+	nodes, socks := startPair(t, redisbroker.New(clients[0]), redisbroker.New(clients[1]))
+	a, b := socks[0], socks[1]
+	push(t, nodes[0], b, "before")
+	b.expect(t, "before")
+
+	srv.kill()
+	for _, c := range clients {
+		eventually(t, "client sees Redis down", func() bool {
+			return c.Ping(context.Background()).Err() != nil
+		})
+	}
+	outage(t, nodes[0], a, b)
+
+	srv.start()
+	resume(t, nodes[0], b)
+	resume(t, nodes[1], a)
+}
+
+// TestMessagesOwned keeps every message fn is given and checks, after
+// many more have arrived, that none was overwritten: fn owns msg.
+func TestMessagesOwned(t *testing.T) {
+	srv := startRedis(t)
+	ownedMessages(t, redisbroker.New(newClient(t, srv)))
+}
