@@ -85,6 +85,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cancel:   cancel,
 		born:     time.Now(),
 	}
+	s.writeFn = s.write
 	if !e.register(s) {
 		// Shutdown began during the upgrade: close as it closes the rest.
 		s.closeWith(1001, "going away", CauseShutdown, false)

@@ -44,6 +44,7 @@ type Socket struct {
 	reason  string
 	cause   CloseCause
 	writers sync.WaitGroup
+	writeFn func() // s.write, made once: "go s.write()" allocates a closure each time
 
 	rooms map[string]struct{} // guarded by ep.mu
 
@@ -190,7 +191,7 @@ func (s *Socket) startWriter() {
 	if !s.writing {
 		s.writing = true
 		s.writers.Add(1)
-		go s.write()
+		go s.writeFn()
 	}
 }
 
@@ -236,7 +237,11 @@ func (s *Socket) write() {
 
 		s.mu.Lock()
 		s.qBytes -= total
-		if s.spare == nil {
+		// Reuse the batch's array: for the queue if it has none (a burst
+		// of one message at a time then allocates nothing), else later.
+		if cap(s.queue) == 0 {
+			s.queue = batch[:0]
+		} else if s.spare == nil {
 			s.spare = batch[:0]
 		}
 		if err != nil {
