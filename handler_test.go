@@ -163,13 +163,14 @@ func TestReadLimit(t *testing.T) {
 	rec.Expect(t, laf.MethodConnection)
 	c.Send(strings.Repeat("a", 16)) // at the limit: fine
 	assert.Equal(t, 16, len(rec.Expect(t, laf.MethodMessage).Params.Data))
-	c.Send(strings.Repeat("a", 100))
-	c.ExpectClose(websocket.StatusMessageTooBig)
+	c.Send(strings.Repeat("a", 17))
+	reason := c.ExpectClose(websocket.StatusMessageTooBig)
 
 	ev := rec.Expect(t, laf.MethodError)
 	assert.ErrorIs(t, ev.Params.Err, laf.ErrMessageTooBig)
 	ev = rec.Expect(t, laf.MethodClose)
 	assert.Equal(t, 1009, ev.Params.Code)
+	assert.Equal(t, reason, ev.Params.Reason, "the close event reports the reason the peer got")
 	assert.Equal(t, laf.CauseReadLimit, ev.Params.Cause)
 }
 
@@ -178,7 +179,7 @@ func TestDefaultReadLimit(t *testing.T) {
 	srv := laftest.NewServer(t, rec.Func)
 	c := srv.Dial(t)
 	c.SendBinary(make([]byte, laf.DefaultReadLimit))
-	c.SendBinary(make([]byte, laf.DefaultReadLimit+1))
+	c.SendBinary(make([]byte, 10*laf.DefaultReadLimit)) // far over
 	c.ExpectClose(websocket.StatusMessageTooBig)
 	rec.Expect(t, laf.MethodConnection)
 	assert.True(t, rec.Expect(t, laf.MethodMessage).Params.IsBinary)
@@ -590,4 +591,28 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 			t.Fatal("no ping")
 		}
 	}
+}
+
+func TestFragmentedMessageArrivesWhole(t *testing.T) {
+	rec := laftest.NewRecorder(nil)
+	srv := laftest.NewServer(t, rec.Func, laf.WithReadLimit(8))
+	c := srv.Dial(t)
+	w, err := c.WS.Writer(context.Background(), websocket.MessageText)
+	require.NoError(t, err)
+	for _, part := range []string{"frag", "ment"} { // a frame per Write
+		_, err = w.Write([]byte(part))
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Close())
+	rec.Expect(t, laf.MethodConnection)
+	assert.Equal(t, "fragment", rec.Expect(t, laf.MethodMessage).Params.Data.String())
+
+	// Over the limit only across frames: still refused.
+	w, err = c.WS.Writer(context.Background(), websocket.MessageText)
+	require.NoError(t, err)
+	for _, part := range []string{"12345", "6789"} {
+		w.Write([]byte(part))
+	}
+	w.Close()
+	c.ExpectClose(websocket.StatusMessageTooBig)
 }

@@ -309,12 +309,17 @@ func (e *Endpoint) leaveCluster() {
 // open and returns ctx's error. Calling it again waits again.
 //
 // http.Server.Shutdown does not wait for WebSockets, which it sees as
-// hijacked connections; call both:
+// hijacked connections. Start the Endpoint's Shutdown from the server's:
 //
 //	srv.RegisterOnShutdown(func() { ep.Shutdown(ctx) })
+//	srv.Shutdown(ctx)
 //
-// or call ep.Shutdown after srv.Shutdown returns. With a broker, Shutdown
-// also leaves the cluster, so other nodes drop this one's presence.
+// rather than after srv.Shutdown returns: that waits for idle keep-alive
+// connections first (browsers keep a spare one open), which would delay
+// the sockets' 1001 by seconds. RegisterOnShutdown runs the function in
+// its own goroutine, so wait for it before the process exits. With a
+// broker, Shutdown also leaves the cluster, so other nodes drop this
+// one's presence at once.
 func (e *Endpoint) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.shutting = true

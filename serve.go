@@ -65,11 +65,9 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.stats.accepted.Add(1)
-	if e.cfg.readLimit < 0 {
-		conn.SetReadLimit(-1)
-	} else {
-		conn.SetReadLimit(e.cfg.readLimit)
-	}
+	// readMessage enforces the limit, so that the close frame's reason is
+	// laf's own.
+	conn.SetReadLimit(-1)
 
 	// Without the request's cancellation, the socket's context does not
 	// register with the server's: it is done when the socket closes.
@@ -93,7 +91,6 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.stats.live.Add(1)
 	s.startTimers()
 	s.run()
-	e.stats.live.Add(-1)
 }
 
 // run delivers the socket's events until it closes.
@@ -110,6 +107,7 @@ func (s *Socket) run() {
 	s.stopTimers()
 
 	e.unregister(s)
+	e.stats.live.Add(-1)
 	s.mu.Lock()
 	code, reason, cause := s.code, s.reason, s.cause
 	s.mu.Unlock()
@@ -153,10 +151,10 @@ func (s *Socket) readLoop() {
 }
 
 // readMessage reads one message whole into a pooled buffer and returns
-// an exact-size copy that the Func owns. coder/websocket enforces the
-// read limit: it sends close 1009 and fails the read with
-// ErrMessageTooBig.
+// an exact-size copy that the Func owns, or ErrMessageTooBig as soon as
+// the message is over the read limit.
 func (e *Endpoint) readMessage(r io.Reader) ([]byte, error) {
+	limit := e.cfg.readLimit
 	bp, _ := e.readBufs.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, 0, 4096)
@@ -165,11 +163,19 @@ func (e *Endpoint) readMessage(r io.Reader) ([]byte, error) {
 	buf := (*bp)[:0]
 	var err error
 	for {
+		if limit >= 0 && int64(len(buf)) > limit {
+			err = ErrMessageTooBig
+			break
+		}
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
+		room := buf[len(buf):cap(buf)]
+		if limit >= 0 && int64(len(room)) > limit+1-int64(len(buf)) {
+			room = room[:limit+1-int64(len(buf))] // one byte past the limit tells
+		}
 		var n int
-		n, err = r.Read(buf[len(buf):cap(buf)])
+		n, err = r.Read(room)
 		buf = buf[:len(buf)+n]
 		if err != nil {
 			break
@@ -197,8 +203,8 @@ func (s *Socket) readFailed(err error) {
 		return
 	}
 	switch {
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		s.fail(1009, "message too big", CauseReadLimit, fmt.Errorf("%w: %w", ErrMessageTooBig, err))
+	case errors.Is(err, ErrMessageTooBig):
+		s.fail(1009, "message too big", CauseReadLimit, err)
 	case isDropped(err):
 		s.fail(1006, "", CauseAbnormal, err)
 	default:

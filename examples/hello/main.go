@@ -8,12 +8,15 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
-	"log"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lafgo/laf"
@@ -44,15 +47,43 @@ func main() {
 	if *origins != "" {
 		opts = append(opts, laf.WithOriginPatterns(strings.Split(*origins, ",")...))
 	}
+	ep := laf.Handler(hello, opts...)
 	mux := http.NewServeMux()
-	mux.Handle("/__websocket__", laf.Handler(hello, opts...))
+	mux.Handle("/__websocket__", ep)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(page))
 	})
 	slog.Info("listening", "url", "http://"+*addr+"/")
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Fatal(srv.ListenAndServe())
+	// http.Server.Shutdown does not close WebSockets, and it can wait
+	// seconds for HTTP connections a browser opened but never used: start
+	// the endpoint's shutdown with it, so sockets get 1001 at once.
+	srv.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ep.Shutdown(ctx)
+	})
+
+	// On SIGINT or SIGTERM: stop taking requests, close every socket with
+	// 1001 "going away", and wait for their close events.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
+	select {
+	case err := <-served:
+		slog.Error("serve", "err", err)
+		os.Exit(1)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	ep.Shutdown(shutdownCtx) // waits for the close events
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		slog.Error("serve", "err", err)
+	}
 }
 
 // page runs the seed's browser client verbatim, with only the URL changed,

@@ -141,17 +141,27 @@ func main() {
 	}
 	a, handler := newApp(opts...)
 	srv := &http.Server{Addr: *addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// http.Server.Shutdown does not close WebSockets, and it can wait
+	// seconds for HTTP connections a browser opened but never used: start
+	// the endpoint's shutdown with it, so sockets get 1001 at once.
+	srv.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a.ep.Shutdown(ctx)
+	})
 
-	// On SIGINT or SIGTERM: stop taking requests, then close every socket
-	// with 1001 and wait for their close events.
+	// On SIGINT or SIGTERM: stop taking requests, close every socket with
+	// 1001, and wait for their close events.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shutdownDone := make(chan struct{})
 	go func() {
+		defer close(shutdownDone)
 		<-ctx.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(shutdownCtx)
-		a.ep.Shutdown(shutdownCtx)
+		a.ep.Shutdown(shutdownCtx) // waits for the close events
 	}()
 
 	logger.Info("listening", "url", "http://"+*addr+"/")
@@ -159,7 +169,9 @@ func main() {
 		logger.Error("serve", "err", err)
 		os.Exit(1)
 	}
-	<-ctx.Done()
+	// ListenAndServe returns as soon as Shutdown begins: wait for the
+	// sockets' close events before exiting.
+	<-shutdownDone
 }
 
 // eventLog keeps the events of the last max sockets.
