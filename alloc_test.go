@@ -3,6 +3,7 @@ package laf_test
 import (
 	"context"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,4 +49,32 @@ func TestBroadcastAllocationsDoNotGrowWithSockets(t *testing.T) {
 	small, large := allocs(10), allocs(200)
 	perSocket := (large - small) / 190
 	assert.Less(t, perSocket, 0.5, "%.1f allocations per broadcast at 10 sockets, %.1f at 200", small, large)
+}
+
+// An echo that hands its Data back with laf.Owned allocates only the
+// event, with a small payload inside it: one allocation per message,
+// where coder/websocket's own Conn.Read makes at least one.
+func TestEchoAllocatesOncePerSmallMessage(t *testing.T) {
+	srv := laftest.NewServer(t, func(ctx *laf.FunctionContext) error {
+		if ctx.Method == laf.MethodMessage {
+			return ctx.Socket.SendMessage(laf.Owned(ctx.Params.Data, ctx.Params.IsBinary))
+		}
+		return nil
+	}, laf.WithPing(0, 0))
+	conn, br := rawUpgrade(t, srv.URL)
+	payload := []byte(strings.Repeat("p", 64))
+	// A masked text frame with a zero mask key, so the payload goes as is.
+	frame := append([]byte{0x81, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+	reply := make([]byte, 2+len(payload))
+	echo := func() {
+		_, err := conn.Write(frame)
+		require.NoError(t, err)
+		_, err = io.ReadFull(br, reply)
+		require.NoError(t, err)
+	}
+	for range 10 {
+		echo()
+	}
+	require.Equal(t, payload, reply[2:])
+	assert.LessOrEqual(t, testing.AllocsPerRun(200, echo), 1.0)
 }

@@ -28,6 +28,16 @@ func Binary(b []byte) Message {
 	return Message{data: append([]byte(nil), b...), binary: true}
 }
 
+// Owned returns a message whose payload is b itself, not a copy: b is
+// handed over and must not be modified afterwards. A text message's b
+// must be valid UTF-8. A Func owns ctx.Params.Data, so it can echo it
+// without a copy:
+//
+//	ctx.Socket.SendMessage(laf.Owned(ctx.Params.Data, ctx.Params.IsBinary))
+func Owned(b []byte, binary bool) Message {
+	return Message{data: b, binary: binary}
+}
+
 // JSON returns a text message holding v encoded with encoding/json, or
 // the encoding error.
 func JSON(v any) (Message, error) {

@@ -96,7 +96,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // run delivers the socket's events until it closes.
 func (s *Socket) run() {
 	e := s.ep
-	if s.call(MethodConnection, Params{}) {
+	if s.call(s.event(MethodConnection, Params{})) {
 		s.readLoop()
 	}
 
@@ -112,11 +112,12 @@ func (s *Socket) run() {
 	code, reason, cause := s.code, s.reason, s.cause
 	s.mu.Unlock()
 	s.cancel()
-	s.call(MethodClose, Params{Code: code, Reason: reason, Cause: cause})
+	s.call(s.event(MethodClose, Params{Code: code, Reason: reason, Cause: cause}))
 }
 
 // readLoop reads and delivers messages until a close is decided.
 func (s *Socket) readLoop() {
+	e := s.ep
 	// A context that is never done: coder/websocket allocates per frame for
 	// one that can be. Closing the connection is what stops a read.
 	ctx := context.Background()
@@ -126,34 +127,66 @@ func (s *Socket) readLoop() {
 			s.readFailed(err)
 			return
 		}
-		data, err := s.ep.readMessage(r)
+		bp, err := e.readMessage(r)
 		if err != nil {
 			s.readFailed(err)
 			return
 		}
-		if s.isClosing() {
-			continue // a close is under way; the peer's close frame ends the loop
-		}
+		msg := *bp
 		binary := typ == websocket.MessageBinary
-		if !binary && !utf8.Valid(data) {
+		switch {
+		case s.isClosing():
+			// A close is under way; the peer's close frame ends the loop.
+			e.putReadBuf(bp)
+			continue
+		case !binary && !utf8.Valid(msg):
+			e.putReadBuf(bp)
 			s.fail(1007, "invalid UTF-8", CauseProtocol, ErrInvalidUTF8)
 			return
 		}
-		s.ep.stats.messagesIn.Add(1)
-		s.ep.stats.bytesIn.Add(uint64(len(data)))
-		if s.ep.cfg.idleTimeout > 0 {
+		fc, data := s.messageEvent(len(msg))
+		copy(data, msg)
+		e.putReadBuf(bp)
+		fc.Params.IsBinary = binary
+		e.stats.messagesIn.Add(1)
+		e.stats.bytesIn.Add(uint64(len(data)))
+		if e.cfg.idleTimeout > 0 {
 			s.touch()
 		}
-		if !s.call(MethodMessage, Params{Data: data, IsBinary: binary}) {
+		if !s.call(fc) {
 			return
 		}
 	}
 }
 
-// readMessage reads one message whole into a pooled buffer and returns
-// an exact-size copy that the Func owns, or ErrMessageTooBig as soon as
-// the message is over the read limit.
-func (e *Endpoint) readMessage(r io.Reader) ([]byte, error) {
+// smallMessage is the largest payload allocated together with its event.
+const smallMessage = 128
+
+// smallEvent is a message event with its payload, in one allocation.
+type smallEvent struct {
+	fc  FunctionContext
+	buf [smallMessage]byte
+}
+
+// messageEvent returns a message event and its Data, n bytes long, which
+// the Func will own.
+func (s *Socket) messageEvent(n int) (*FunctionContext, []byte) {
+	var fc *FunctionContext
+	var data []byte
+	if n <= smallMessage {
+		ev := new(smallEvent)
+		fc, data = &ev.fc, ev.buf[:n:n]
+	} else {
+		fc, data = new(FunctionContext), make([]byte, n)
+	}
+	*fc = FunctionContext{Method: MethodMessage, Params: Params{Data: data}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
+	return fc, data
+}
+
+// readMessage reads one message whole into a pooled buffer, which the
+// caller returns with putReadBuf, or fails with ErrMessageTooBig as soon
+// as the message is over the read limit.
+func (e *Endpoint) readMessage(r io.Reader) (*[]byte, error) {
 	limit := e.cfg.readLimit
 	bp, _ := e.readBufs.Get().(*[]byte)
 	if bp == nil {
@@ -161,11 +194,11 @@ func (e *Endpoint) readMessage(r io.Reader) ([]byte, error) {
 		bp = &b
 	}
 	buf := (*bp)[:0]
-	var err error
 	for {
 		if limit >= 0 && int64(len(buf)) > limit {
-			err = ErrMessageTooBig
-			break
+			*bp = buf
+			e.putReadBuf(bp)
+			return nil, ErrMessageTooBig
 		}
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -174,23 +207,26 @@ func (e *Endpoint) readMessage(r io.Reader) ([]byte, error) {
 		if limit >= 0 && int64(len(room)) > limit+1-int64(len(buf)) {
 			room = room[:limit+1-int64(len(buf))] // one byte past the limit tells
 		}
-		var n int
-		n, err = r.Read(room)
+		n, err := r.Read(room)
 		buf = buf[:len(buf)+n]
+		*bp = buf
+		if err == io.EOF {
+			return bp, nil
+		}
 		if err != nil {
-			break
+			e.putReadBuf(bp)
+			return nil, err
 		}
 	}
-	var data []byte
-	if err == io.EOF {
-		data, err = append(make([]byte, 0, len(buf)), buf...), nil
-	}
-	// Keep ordinary buffers for reuse; let a rare huge one go.
-	if cap(buf) <= 64<<10 {
-		*bp = buf[:0]
+}
+
+// putReadBuf keeps ordinary read buffers for reuse, and lets a rare huge
+// one go.
+func (e *Endpoint) putReadBuf(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		*bp = (*bp)[:0]
 		e.readBufs.Put(bp)
 	}
-	return data, err
 }
 
 // readFailed decides the close after a failed read.
@@ -220,7 +256,7 @@ func (s *Socket) fail(code int, reason string, cause CloseCause, err error) {
 	if !s.closeWith(code, reason, cause, hard) {
 		return
 	}
-	s.call(MethodError, Params{Err: err})
+	s.call(s.event(MethodError, Params{Err: err}))
 }
 
 func isDropped(err error) bool {
@@ -235,15 +271,20 @@ func (s *Socket) isClosing() bool {
 	return s.closing
 }
 
+// event returns a new context for an event other than a message.
+func (s *Socket) event(method string, p Params) *FunctionContext {
+	return &FunctionContext{Method: method, Params: p, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
+}
+
 // call runs the Func for one event and reports whether the socket stays
 // open. An error or panic from a connection or message event decides the
 // close; from an error or close event it is only logged.
-func (s *Socket) call(method string, p Params) bool {
-	err := s.invoke(method, p)
+func (s *Socket) call(fc *FunctionContext) bool {
+	err := s.invoke(fc)
 	if err == nil {
 		return true
 	}
-	if method == MethodError || method == MethodClose {
+	if fc.Method == MethodError || fc.Method == MethodClose {
 		return false
 	}
 	code, reason := 1011, "internal error"
@@ -261,9 +302,9 @@ func (s *Socket) call(method string, p Params) bool {
 }
 
 // invoke runs the Func, turning a panic into an error.
-func (s *Socket) invoke(method string, p Params) (err error) {
+func (s *Socket) invoke(fc *FunctionContext) (err error) {
 	e := s.ep
-	fc := &FunctionContext{Method: method, Params: p, Socket: s, Request: s.req, Shared: e.cfg.shared}
+	method := fc.Method
 	s.inHandler.Store(true)
 	defer func() {
 		s.inHandler.Store(false)
