@@ -84,6 +84,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		born:     time.Now(),
 	}
 	s.writeFn = s.write
+	s.traffic = &e.stats.traffic[e.stats.accepted.Load()%trafficStripes]
 	if !e.register(s) {
 		// Shutdown began during the upgrade: close as it closes the rest.
 		s.closeWith(1001, "going away", CauseShutdown, false)
@@ -148,8 +149,8 @@ func (s *Socket) readLoop() {
 		copy(data, msg)
 		e.putReadBuf(bp)
 		fc.Params.IsBinary = binary
-		e.stats.messagesIn.Add(1)
-		e.stats.bytesIn.Add(uint64(len(data)))
+		s.traffic.messagesIn.Add(1)
+		s.traffic.bytesIn.Add(uint64(len(data)))
 		if e.cfg.idleTimeout > 0 {
 			s.touch()
 		}

@@ -45,6 +45,7 @@ type Socket struct {
 	cause   CloseCause
 	writers sync.WaitGroup
 	writeFn func() // s.write, made once: "go s.write()" allocates a closure each time
+	traffic *traffic
 
 	rooms map[string]struct{} // guarded by ep.mu
 
@@ -224,8 +225,8 @@ func (s *Socket) write() {
 			n++
 			size += len(m.data)
 		}
-		s.ep.stats.messagesOut.Add(uint64(n))
-		s.ep.stats.bytesOut.Add(uint64(size))
+		s.traffic.messagesOut.Add(uint64(n))
+		s.traffic.bytesOut.Add(uint64(size))
 		if n > 0 && s.ep.cfg.idleTimeout > 0 {
 			s.touch()
 		}

@@ -23,8 +23,18 @@ type Stats struct {
 type counters struct {
 	live                                       atomic.Int64
 	accepted, refused                          atomic.Uint64
-	messagesIn, bytesIn, messagesOut, bytesOut atomic.Uint64
 	dropped, slowClosed, handlerErrors, panics atomic.Uint64
+	// Per-message counters are striped over cache lines, so that sockets
+	// on different cores do not fight over one line; each socket uses one
+	// stripe.
+	traffic [trafficStripes]traffic
+}
+
+const trafficStripes = 8
+
+type traffic struct {
+	messagesIn, bytesIn, messagesOut, bytesOut atomic.Uint64
+	_                                          [32]byte // to a 64-byte line
 }
 
 // Stats returns the Endpoint's counters. It takes no lock and does not
@@ -32,14 +42,22 @@ type counters struct {
 // the set is not one instant's.
 func (e *Endpoint) Stats() Stats {
 	c := &e.stats
+	var t struct{ messagesIn, bytesIn, messagesOut, bytesOut uint64 }
+	for i := range c.traffic {
+		s := &c.traffic[i]
+		t.messagesIn += s.messagesIn.Load()
+		t.bytesIn += s.bytesIn.Load()
+		t.messagesOut += s.messagesOut.Load()
+		t.bytesOut += s.bytesOut.Load()
+	}
 	return Stats{
 		Live:          c.live.Load(),
 		Accepted:      c.accepted.Load(),
 		Refused:       c.refused.Load(),
-		MessagesIn:    c.messagesIn.Load(),
-		BytesIn:       c.bytesIn.Load(),
-		MessagesOut:   c.messagesOut.Load(),
-		BytesOut:      c.bytesOut.Load(),
+		MessagesIn:    t.messagesIn,
+		BytesIn:       t.bytesIn,
+		MessagesOut:   t.messagesOut,
+		BytesOut:      t.bytesOut,
 		Dropped:       c.dropped.Load(),
 		SlowClosed:    c.slowClosed.Load(),
 		HandlerErrors: c.handlerErrors.Load(),
