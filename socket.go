@@ -216,25 +216,24 @@ func (s *Socket) write() {
 		s.queue, s.spare = s.spare, nil
 		s.mu.Unlock()
 
-		n, size := 0, 0
+		// Write until an error; count what went out and what the batch held.
+		total, sent, sentBytes := 0, 0, 0
 		var err error
 		for _, m := range batch {
-			if err = s.conn.Write(ctx, m.wireType(), m.data); err != nil {
-				break
-			}
-			n++
-			size += len(m.data)
-		}
-		s.traffic.messagesOut.Add(uint64(n))
-		s.traffic.bytesOut.Add(uint64(size))
-		if n > 0 && s.ep.cfg.idleTimeout > 0 {
-			s.touch()
-		}
-		total := 0
-		for _, m := range batch {
 			total += len(m.data)
+			if err == nil {
+				if err = s.conn.Write(ctx, m.wireType(), m.data); err == nil {
+					sent++
+					sentBytes += len(m.data)
+				}
+			}
 		}
 		clear(batch)
+		s.traffic.messagesOut.Add(uint64(sent))
+		s.traffic.bytesOut.Add(uint64(sentBytes))
+		if sent > 0 && s.ep.cfg.idleTimeout > 0 {
+			s.touch()
+		}
 
 		s.mu.Lock()
 		s.qBytes -= total
@@ -250,8 +249,7 @@ func (s *Socket) write() {
 			// decides the close. What is still queued cannot be written.
 			s.writing = false
 			s.qBytes = 0
-			clear(s.queue)
-			s.queue = s.queue[:0]
+			s.dropFront(len(s.queue))
 			s.mu.Unlock()
 			s.drop()
 			return
