@@ -1,0 +1,259 @@
+// Command run runs every benchmark scenario against every contender, one
+// server process at a time, and writes BENCHMARKS.md at the repository
+// root.
+//
+//	cd bench && go run ./cmd/run          # full run, 10-14 minutes
+//	cd bench && go run ./cmd/run -quick   # shorter runs, 1-2 minutes
+//
+// Flags select contenders (-libs), scenarios (-scenarios), the output
+// (-out), and save pprof profiles of chosen servers (-profile).
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lafgo/laf/bench/internal/servers"
+)
+
+type config struct {
+	Quick bool
+
+	EchoConns        []int
+	EchoSizes        []int
+	EchoWarm, EchoOn time.Duration
+
+	RateConns, RateSize, Rate int
+	RateWarm, RateOn          time.Duration
+
+	IdleN int
+
+	BcastN      []int
+	BcastSize   int
+	BcastCount  map[int]int // broadcasts timed, per socket count
+	BcastTimout time.Duration
+
+	HSWorkers int
+	HSOn      time.Duration
+
+	// Rounds of the echo and handshake scenarios, each in a rotated
+	// order of contenders; the best round of each contender is kept.
+	// BcastRounds is the same for the broadcast scenario.
+	Rounds, BcastRounds int
+
+	GoBenchTime string
+
+	// RetryBudget bounds the time spent running disturbed windows again,
+	// WaitBudget the time spent waiting for quiet before windows.
+	RetryBudget, WaitBudget time.Duration
+}
+
+func fullConfig() config {
+	return config{
+		EchoConns: []int{100, 1000}, EchoSizes: []int{64, 1024, 16384},
+		EchoWarm: 500 * time.Millisecond, EchoOn: 2500 * time.Millisecond,
+		RateConns: 1000, RateSize: 1024, Rate: 10000,
+		RateWarm: time.Second, RateOn: 6 * time.Second,
+		IdleN:  10000,
+		BcastN: []int{1000, 10000}, BcastSize: 1024,
+		BcastCount:  map[int]int{1000: 40, 10000: 20},
+		BcastTimout: 20 * time.Second,
+		HSWorkers:   8, HSOn: 3 * time.Second,
+		Rounds:      3,
+		BcastRounds: 2,
+		GoBenchTime: "1000x",
+		RetryBudget: 2 * time.Minute,
+		WaitBudget:  time.Minute,
+	}
+}
+
+func quickConfig() config {
+	c := fullConfig()
+	c.Quick = true
+	c.EchoWarm, c.EchoOn = 200*time.Millisecond, 500*time.Millisecond
+	c.RateWarm, c.RateOn = 300*time.Millisecond, 1500*time.Millisecond
+	c.IdleN = 5000
+	c.BcastN = []int{1000, 5000}
+	c.BcastCount = map[int]int{1000: 10, 5000: 6}
+	c.HSOn = 1500 * time.Millisecond
+	c.Rounds, c.BcastRounds = 1, 1
+	c.RetryBudget, c.WaitBudget = 20*time.Second, 15*time.Second
+	c.GoBenchTime = "100x"
+	return c
+}
+
+var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "gobench"}
+
+func main() {
+	quick := flag.Bool("quick", false, "shorter runs and fewer sockets (about 1-2 minutes)")
+	rounds := flag.Int("rounds", 0, "rounds of the echo and handshake scenarios, best kept (default 3, or 1 with -quick); the broadcast scenario runs one round fewer")
+	libs := flag.String("libs", "", "comma-separated contenders (default all: "+strings.Join(libNames(), ",")+")")
+	scen := flag.String("scenarios", "", "comma-separated scenarios (default all: "+strings.Join(allScenarios, ",")+")")
+	out := flag.String("out", "", "markdown report (default BENCHMARKS.md at the repository root; - for stdout)")
+	jsonOut := flag.String("json", "", "also write the raw results as JSON to this file")
+	profile := flag.String("profile", "", "save CPU and allocation profiles of the -profile-libs servers (echo at the most connections with 1 and 16 KiB, broadcast to the most sockets, handshakes) into this directory")
+	profileLibs := flag.String("profile-libs", "laf", "contenders to profile with -profile")
+	serverBin := flag.String("server-bin", "", "use this cmd/server binary instead of building one (to compare two versions of laf: build each with go build -o)")
+	flag.Parse()
+
+	cfg := fullConfig()
+	if *quick {
+		cfg = quickConfig()
+	}
+	if *rounds > 0 {
+		cfg.Rounds = *rounds
+		cfg.BcastRounds = max(1, *rounds-1)
+	}
+	selLibs := libNames()
+	if *libs != "" {
+		selLibs = strings.Split(*libs, ",")
+		for _, l := range selLibs {
+			if _, err := servers.Find(l); err != nil {
+				fatal(err)
+			}
+		}
+	}
+	selScen := allScenarios
+	if *scen != "" {
+		selScen = strings.Split(*scen, ",")
+		for _, s := range selScen {
+			if !slices.Contains(allScenarios, s) {
+				fatal(fmt.Errorf("unknown scenario %q", s))
+			}
+		}
+	}
+	modDir, err := moduleDir()
+	if err != nil {
+		fatal(err)
+	}
+	if *out == "" {
+		*out = filepath.Join(filepath.Dir(modDir), "BENCHMARKS.md")
+	}
+
+	tmp, err := os.MkdirTemp("", "lafbench-")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	bin := *serverBin
+	if bin == "" {
+		if bin, err = buildServer(tmp); err != nil {
+			fatal(err)
+		}
+	}
+
+	r := &runner{cfg: cfg, bin: bin, tmp: tmp, libs: selLibs, profDir: *profile, res: &Results{}}
+	if *profile != "" {
+		if err := os.MkdirAll(*profile, 0o755); err != nil {
+			fatal(err)
+		}
+		r.profLibs = strings.Split(*profileLibs, ",")
+	}
+	r.res.Meta = meta(cfg, selLibs, selScen)
+	began := time.Now()
+	for _, s := range selScen {
+		logf("== %s", s)
+		var err error
+		switch s {
+		case "echo":
+			err = r.echo()
+		case "rate":
+			err = r.rate()
+		case "idle":
+			err = r.idle()
+		case "broadcast":
+			err = r.broadcast()
+		case "handshake":
+			err = r.handshake()
+		case "gobench":
+			err = r.gobench(modDir)
+		}
+		if err != nil {
+			fatal(fmt.Errorf("%s: %w", s, err))
+		}
+	}
+	r.res.Meta.Duration = time.Since(began).Round(time.Second).String()
+
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(r.res, "", "  ")
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			fatal(err)
+		}
+	}
+	md := render(r.res)
+	if *out == "-" {
+		os.Stdout.WriteString(md)
+	} else if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+		fatal(err)
+	} else {
+		logf("wrote %s (%s)", *out, r.res.Meta.Duration)
+	}
+}
+
+func libNames() []string {
+	var n []string
+	for _, l := range servers.Libs {
+		n = append(n, l.Name)
+	}
+	return n
+}
+
+func moduleDir() (string, error) {
+	b, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	gomod := strings.TrimSpace(string(b))
+	if !strings.HasSuffix(gomod, filepath.Join("bench", "go.mod")) {
+		return "", fmt.Errorf("run this from the bench module (cd bench), not %q", gomod)
+	}
+	return filepath.Dir(gomod), nil
+}
+
+func meta(cfg config, libs, scen []string) Meta {
+	m := Meta{
+		Date:      time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		GoVersion: runtime.Version(),
+		Cores:     runtime.NumCPU(),
+		Config:    cfg,
+		Libs:      libs,
+		Scenarios: scen,
+		Command:   "cd bench && go run ./cmd/run " + strings.Join(os.Args[1:], " "),
+	}
+	m.Command = strings.TrimSpace(m.Command)
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if i := bytes.IndexByte(b, '\n'); i > 0 {
+			m.Memory = strings.Join(strings.Fields(string(b[:i]))[1:], " ")
+		}
+	}
+	return m
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "run:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,131 @@
+// Command server runs one contender's echo-and-broadcast WebSocket server
+// for the load client, in its own process so that its memory and CPU can
+// be read from /proc.
+//
+//	server -lib laf -addr 127.0.0.1:0 -listeners 4
+//
+// It prints "listening ADDR,ADDR,..." on its first line of output, then
+// serves on every listener:
+//
+//	GET  /ws                          the WebSocket endpoint
+//	POST /broadcast?size=1024&seq=N   broadcast one text message of size bytes
+//	GET  /stats[?gc=1|free=1]         {"conns","goroutines",...} as JSON
+//	/debug/pprof/                     profiles
+//
+// The broadcast payload holds seq and the time the broadcast began, so
+// the client can tell when every socket has it. /stats?gc=1 runs
+// runtime.GC first; free=1 runs debug.FreeOSMemory (a GC that also
+// returns freed memory to the OS, for RSS readings).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lafgo/laf/bench/internal/servers"
+	"github.com/lafgo/laf/bench/internal/wire"
+)
+
+func main() {
+	lib := flag.String("lib", "laf", "contender: "+names())
+	addr := flag.String("addr", "127.0.0.1:0", "address to listen on; with port 0, each listener gets its own port")
+	listeners := flag.Int("listeners", 4, "number of listeners (ports)")
+	flag.Parse()
+
+	l, err := servers.Find(*lib)
+	if err != nil {
+		log.Fatal(err)
+	}
+	host, _, err := net.SplitHostPort(*addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		log.Fatalf("refusing to listen on %s: loopback addresses only", host)
+	}
+	srv := l.New()
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", srv)
+	mux.HandleFunc("POST /broadcast", func(w http.ResponseWriter, r *http.Request) {
+		size, err := strconv.Atoi(r.URL.Query().Get("size"))
+		if err != nil || size < wire.HeaderLen || size > servers.ReadLimit {
+			http.Error(w, "bad size", http.StatusBadRequest)
+			return
+		}
+		seq, _ := strconv.ParseUint(r.URL.Query().Get("seq"), 10, 64)
+		p := wire.New(wire.Broadcast, size, seq, 0)
+		wire.Stamp(p, seq, time.Now().UnixNano())
+		srv.Broadcast(p)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Query().Get("free") == "1":
+			debug.FreeOSMemory()
+		case r.URL.Query().Get("gc") == "1":
+			runtime.GC()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"lib":         l.Name,
+			"conns":       srv.Conns(),
+			"goroutines":  runtime.NumGoroutine(),
+			"heap_inuse":  ms.HeapInuse,
+			"stack_inuse": ms.StackInuse,
+			"sys":         ms.Sys,
+			"num_gc":      ms.NumGC,
+		})
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+
+	var addrs []string
+	for i := 0; i < *listeners; i++ {
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(discard{}, "", 0)}
+		go hs.Serve(ln)
+		if !strings.HasSuffix(*addr, ":0") {
+			break // a fixed port can be listened on once
+		}
+	}
+	fmt.Printf("listening %s\n", strings.Join(addrs, ","))
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	os.Exit(0)
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func names() string {
+	var n []string
+	for _, l := range servers.Libs {
+		n = append(n, l.Name)
+	}
+	return strings.Join(n, ", ")
+}

@@ -1,0 +1,75 @@
+// Package servers holds one echo-and-broadcast WebSocket server per
+// contender, all with the same behaviour: every message is echoed back
+// with the same type, and Broadcast sends one text message to every open
+// socket the way the library is idiomatically used for it.
+package servers
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// ReadLimit is the largest message every contender accepts, set to
+// laf's and coder/websocket's default so that all refuse the same sizes.
+const ReadLimit = 32 << 10
+
+// PingInterval is the keepalive period of the contenders whose library
+// (or whose idiomatic hub) pings.
+const PingInterval = 30 * time.Second
+
+// QueueLimit is the per-socket outbound budget, in messages, of the
+// hand-written hubs (coder, gorilla); laf and melody use their defaults,
+// which are also 256.
+const QueueLimit = 256
+
+// Server is one contender.
+type Server interface {
+	// ServeHTTP upgrades the request and serves the socket.
+	http.Handler
+	// Broadcast queues p as one text message on every open socket and
+	// returns without waiting for any socket to write it. p is not
+	// modified afterwards.
+	Broadcast(p []byte)
+	// Conns returns the number of sockets in the broadcast registry.
+	Conns() int
+}
+
+// Lib describes a contender.
+type Lib struct {
+	Name string
+	// Baseline marks raw coder/websocket, to which the others are compared.
+	Baseline bool
+	// Peer marks another library (not laf, not a baseline).
+	Peer bool
+	// Notes says how the server is built: goroutines per socket,
+	// keepalive, broadcast.
+	Notes string
+	New   func() Server
+}
+
+// Libs lists the contenders in report order.
+var Libs = []Lib{
+	{Name: "laf", New: newLaf,
+		Notes: "laf.Handler; echo with Socket.Send(Data.String()) / SendBinary; Endpoint.Broadcast(laf.Text); default ping every 30 s; 1 goroutine per socket, writer goroutine only while its queue is non-empty"},
+	{Name: "coder-read", Baseline: true, New: func() Server { return newCoder(false) },
+		Notes: "raw coder/websocket v1.8.15: Conn.Read then Conn.Write on the handler goroutine, context.Background (no per-frame timer); broadcast by a registry loop into a per-socket queue whose writer goroutine runs only while the queue is non-empty (256 messages, then close); no keepalive (the library has none); 1 goroutine per socket"},
+	{Name: "coder-reader", Baseline: true, New: func() Server { return newCoder(true) },
+		Notes: "as coder-read, but Conn.Reader into a buffer reused across messages"},
+	{Name: "gorilla", Peer: true, New: newGorilla,
+		Notes: "gorilla/websocket v1.5.3: ReadMessage then WriteMessage under a per-socket mutex; broadcast by a registry loop into each socket's buffered channel (256, close when full) drained by its writePump goroutine, which also pings every 30 s (the chat example's hub); 2 goroutines per socket"},
+	{Name: "gws", Peer: true, New: newGws,
+		Notes: "lxzan/gws v1.8.9: Upgrader + `go ReadLoop()`, echo with WriteMessage in OnMessage; broadcast with gws.Broadcaster over a registry (frame built once, per-socket async write queue); no keepalive (gws has none built in: its idiom is client pings plus read deadlines); 1 goroutine per socket"},
+	{Name: "melody", Peer: true, New: newMelody,
+		Notes: "olahol/melody v1.1.4 (on gorilla): HandleMessage → Session.Write / WriteBinary, Melody.Broadcast; built-in ping (default 54 s period, 60 s pong wait); MaxMessageSize raised from 512 B to 32 KiB; 2 goroutines per socket plus the hub"},
+}
+
+// Find returns the contender named name.
+func Find(name string) (Lib, error) {
+	for _, l := range Libs {
+		if l.Name == name {
+			return l, nil
+		}
+	}
+	return Lib{}, fmt.Errorf("unknown lib %q", name)
+}
