@@ -17,8 +17,9 @@ import (
 	"github.com/coder/websocket"
 )
 
-// ServeHTTP upgrades the request to a WebSocket and runs the socket's
-// events until it closes. See Handler.
+// ServeHTTP upgrades the request to a WebSocket and starts the socket's
+// events on a goroutine of their own; it returns once the socket is in
+// the registry. See Handler.
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Shutdown sets shutting under the write lock, so no Add can race
 	// its Wait.
@@ -31,7 +32,12 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	e.conns.Add(1)
 	e.mu.RUnlock()
-	defer e.conns.Done()
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			e.conns.Done()
+		}
+	}()
 
 	var identity string
 	if e.cfg.auth != nil {
@@ -91,7 +97,14 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	e.stats.live.Add(1)
 	s.startTimers()
-	s.run()
+	// The socket runs on a goroutine of its own, and ServeHTTP returns: an
+	// idle socket then keeps a small stack, not the one net/http grew
+	// parsing the request.
+	handedOver = true
+	go func() {
+		defer e.conns.Done()
+		s.run()
+	}()
 }
 
 // run delivers the socket's events until it closes.
