@@ -91,7 +91,7 @@ func quickConfig() config {
 	return c
 }
 
-var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "gobench"}
+var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "gobench", "cluster"}
 
 func main() {
 	quick := flag.Bool("quick", false, "shorter runs and fewer sockets (about 1-2 minutes)")
@@ -176,6 +176,8 @@ func main() {
 			err = r.handshake()
 		case "gobench":
 			err = r.gobench(modDir)
+		case "cluster":
+			err = r.cluster(modDir)
 		}
 		if err != nil {
 			fatal(fmt.Errorf("%s: %w", s, err))
@@ -189,7 +191,7 @@ func main() {
 			fatal(err)
 		}
 	}
-	md := render(r.res)
+	md := render(r.res) + r.clusterMD
 	if *out == "-" {
 		os.Stdout.WriteString(md)
 	} else if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {

@@ -105,6 +105,7 @@ type runner struct {
 	res       *Results
 	retryUsed time.Duration
 	waitUsed  time.Duration
+	clusterMD string // the cluster scenario's section of the report
 }
 
 func (r *runner) start(lib string) (*server, error) {
@@ -667,3 +668,28 @@ func (r *runner) gobench(modDir string) error {
 }
 
 var _ = os.Stderr
+
+// cluster runs examples/cluster's clusterbench, a module of its own since
+// it needs the broker adapters, and keeps its table for the report.
+func (r *runner) cluster(modDir string) error {
+	f, err := os.CreateTemp("", "clusterbench-*.md")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	defer os.Remove(f.Name())
+	args := []string{"run", "./cmd/clusterbench", "-o", f.Name()}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = filepath.Join(filepath.Dir(modDir), "examples", "cluster")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	table, err := os.ReadFile(f.Name())
+	if err != nil {
+		return err
+	}
+	// Its headings go one level down, under this report's own section.
+	body := strings.ReplaceAll("\n"+string(table), "\n#", "\n##")
+	r.clusterMD = "\n## 7. Across nodes (cluster)\n\nFrom `cd examples/cluster && go run ./cmd/clusterbench`, run by `cmd/run` as its last scenario.\n" + body
+	return nil
+}
