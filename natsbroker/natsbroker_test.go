@@ -132,29 +132,15 @@ func TestStop(t *testing.T) {
 func TestRestart(t *testing.T) {
 	srv := startNATS(t)
 	conns := []*nats.Conn{connect(t, srv.URL()), connect(t, srv.URL())}
-	nodes, socks := startPair(t, natsbroker.New(conns[0]), natsbroker.New(conns[1]))
-	a, b := socks[0], socks[1]
-	push(t, nodes[0], b, "before")
-	b.expect(t, "before")
-
-	srv.stop()
-	for _, nc := range conns {
-		eventually(t, "client sees NATS down", func() bool { return !nc.IsConnected() })
-	}
-	outage(t, nodes[0], a, b)
-
-	srv.start()
-	resume(t, nodes[0], b)
-	resume(t, nodes[1], a)
+	laftest.TestBrokerOutage(t, natsbroker.New(conns[0]), natsbroker.New(conns[1]), func() {
+		srv.stop()
+		for _, nc := range conns {
+			eventually(t, "client sees NATS down", func() bool { return !nc.IsConnected() })
+		}
+	}, srv.start)
 	for _, nc := range conns {
 		if nc.Stats().Reconnects == 0 {
 			t.Fatal("connection did not reconnect")
 		}
 	}
-}
-
-// TestMessagesOwned keeps every message fn is given and checks, after
-// many more have arrived, that none was overwritten: fn owns msg.
-func TestMessagesOwned(t *testing.T) {
-	ownedMessages(t, natsbroker.New(connect(t, startNATS(t).URL())))
 }

@@ -131,27 +131,12 @@ func TestStop(t *testing.T) {
 func TestRestart(t *testing.T) {
 	srv := startRedis(t)
 	clients := []redis.UniversalClient{newClient(t, srv), newClient(t, srv)}
-	nodes, socks := startPair(t, redisbroker.New(clients[0]), redisbroker.New(clients[1]))
-	a, b := socks[0], socks[1]
-	push(t, nodes[0], b, "before")
-	b.expect(t, "before")
-
-	srv.kill()
-	for _, c := range clients {
-		eventually(t, "client sees Redis down", func() bool {
-			return c.Ping(context.Background()).Err() != nil
-		})
-	}
-	outage(t, nodes[0], a, b)
-
-	srv.start()
-	resume(t, nodes[0], b)
-	resume(t, nodes[1], a)
-}
-
-// TestMessagesOwned keeps every message fn is given and checks, after
-// many more have arrived, that none was overwritten: fn owns msg.
-func TestMessagesOwned(t *testing.T) {
-	srv := startRedis(t)
-	ownedMessages(t, redisbroker.New(newClient(t, srv)))
+	laftest.TestBrokerOutage(t, redisbroker.New(clients[0]), redisbroker.New(clients[1]), func() {
+		srv.kill()
+		for _, c := range clients {
+			eventually(t, "client sees Redis down", func() bool {
+				return c.Ping(context.Background()).Err() != nil
+			})
+		}
+	}, srv.start)
 }
