@@ -280,15 +280,18 @@ func TestPingTimeoutClosesUnresponsivePeer(t *testing.T) {
 }
 
 func TestPingKeepsAnsweringPeerOpen(t *testing.T) {
-	srv := laftest.NewServer(t, func(ctx *laf.FunctionContext) error {
-		if ctx.Method == laf.MethodMessage {
-			return ctx.Socket.Send("echo " + ctx.Params.Data.String())
-		}
-		return nil
-	}, laf.WithPing(10*time.Millisecond, 5*time.Second))
+	srv := laftest.NewServer(t, func(*laf.FunctionContext) error { return nil },
+		laf.WithPing(10*time.Millisecond, 5*time.Second))
+	c, pings := dialCountingPings(t, srv)
+	expectPings(t, c, pings, 5)
+	assert.Equal(t, 1, srv.Endpoint.Len())
+}
+
+// dialCountingPings dials srv with a client that counts the pings it gets.
+func dialCountingPings(t *testing.T, srv *laftest.Server) (*laftest.Conn, <-chan struct{}) {
+	t.Helper()
 	pings := make(chan struct{}, 100)
-	ctx := context.Background()
-	ws, _, err := websocket.Dial(ctx, srv.WSURL, &websocket.DialOptions{
+	ws, _, err := websocket.Dial(context.Background(), srv.WSURL, &websocket.DialOptions{
 		OnPingReceived: func(context.Context, []byte) bool {
 			select {
 			case pings <- struct{}{}:
@@ -298,9 +301,16 @@ func TestPingKeepsAnsweringPeerOpen(t *testing.T) {
 		},
 	})
 	require.NoError(t, err)
-	defer ws.CloseNow()
-	readCtx := ws.CloseRead(ctx) // answers pings; any message or close ends it
-	for range 5 {
+	t.Cleanup(func() { ws.CloseNow() })
+	return (&laftest.Conn{WS: ws, Timeout: laftest.DefaultTimeout}).Bind(t), pings
+}
+
+// expectPings reads from c from now on, which answers pings, and waits
+// for n of them while the connection stays open.
+func expectPings(t *testing.T, c *laftest.Conn, pings <-chan struct{}, n int) {
+	t.Helper()
+	readCtx := c.WS.CloseRead(context.Background()) // any message or close ends it
+	for range n {
 		select {
 		case <-pings:
 		case <-readCtx.Done():
@@ -309,7 +319,6 @@ func TestPingKeepsAnsweringPeerOpen(t *testing.T) {
 			t.Fatal("no ping")
 		}
 	}
-	assert.Equal(t, 1, srv.Endpoint.Len())
 }
 
 func TestIdleTimeout(t *testing.T) {

@@ -566,31 +566,10 @@ func TestZeroOptionsMeanDefaults(t *testing.T) {
 		}
 		return nil
 	}, laf.WithPing(5*time.Millisecond, 0), laf.WithSendQueue(0, 0), laf.WithReadLimit(0), laf.WithHeartbeat(0))
-	pings := make(chan struct{}, 10)
-	ws, _, err := websocket.Dial(context.Background(), srv.WSURL, &websocket.DialOptions{
-		OnPingReceived: func(context.Context, []byte) bool {
-			select {
-			case pings <- struct{}{}:
-			default:
-			}
-			return true
-		},
-	})
-	require.NoError(t, err)
-	defer ws.CloseNow()
-	c := (&laftest.Conn{WS: ws, Timeout: laftest.DefaultTimeout}).Bind(t)
+	c, pings := dialCountingPings(t, srv)
 	c.Send(strings.Repeat("a", 1000))
 	c.ExpectText(strings.Repeat("z", 100))
-	readCtx := ws.CloseRead(context.Background()) // answers pings from now on
-	for range 3 {
-		select {
-		case <-pings:
-		case <-readCtx.Done():
-			t.Fatal("closed while answering pings")
-		case <-time.After(laftest.DefaultTimeout):
-			t.Fatal("no ping")
-		}
-	}
+	expectPings(t, c, pings, 3)
 }
 
 func TestFragmentedMessageArrivesWhole(t *testing.T) {
