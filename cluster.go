@@ -3,6 +3,7 @@ package laf
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,7 @@ func (n *nodeState) join(id, room string) {
 		n.rooms[room] = members
 	}
 	members[id] = struct{}{}
-	if s := n.sockets[id]; s != nil && !contains(s.Rooms, room) {
+	if s := n.sockets[id]; s != nil && !slices.Contains(s.Rooms, room) {
 		s.Rooms = append(s.Rooms, room)
 	}
 }
@@ -93,22 +94,10 @@ func (n *nodeState) leave(id, room string) {
 		delete(n.rooms, room)
 	}
 	if s := n.sockets[id]; s != nil {
-		for i, r := range s.Rooms {
-			if r == room {
-				s.Rooms = append(s.Rooms[:i], s.Rooms[i+1:]...)
-				break
-			}
+		if i := slices.Index(s.Rooms, room); i >= 0 {
+			s.Rooms = slices.Delete(s.Rooms, i, i+1)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func newCluster(b Broker, ep *Endpoint, heartbeat time.Duration, logger *slog.Logger) *cluster {
@@ -315,7 +304,12 @@ func (c *cluster) sendSocket(ctx context.Context, id string, m Message) error {
 	if !c.remoteOnline(id) {
 		return ErrNotFound
 	}
-	return c.publish(ctx, &wire.Envelope{Op: wire.OpSend, Target: id, Binary: m.binary, Data: m.data})
+	return c.publishMessage(ctx, wire.OpSend, id, m)
+}
+
+// publishMessage publishes m for the sockets that op and target name.
+func (c *cluster) publishMessage(ctx context.Context, op wire.Op, target string, m Message) error {
+	return c.publish(ctx, &wire.Envelope{Op: op, Target: target, Binary: m.binary, Data: m.data})
 }
 
 func (c *cluster) closeSocket(ctx context.Context, id string, code int, reason string) error {

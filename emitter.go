@@ -32,17 +32,17 @@ func (em *Emitter) SendSocket(ctx context.Context, id string, m Message) error {
 
 // SendRoom sends m to every socket in room.
 func (em *Emitter) SendRoom(ctx context.Context, room string, m Message) error {
-	return em.c.publish(ctx, &wire.Envelope{Op: wire.OpRoom, Target: room, Binary: m.binary, Data: m.data})
+	return em.c.publishMessage(ctx, wire.OpRoom, room, m)
 }
 
 // SendIdentity sends m to every socket carrying identity.
 func (em *Emitter) SendIdentity(ctx context.Context, identity string, m Message) error {
-	return em.c.publish(ctx, &wire.Envelope{Op: wire.OpIdentity, Target: identity, Binary: m.binary, Data: m.data})
+	return em.c.publishMessage(ctx, wire.OpIdentity, identity, m)
 }
 
 // Broadcast sends m to every socket.
 func (em *Emitter) Broadcast(ctx context.Context, m Message) error {
-	return em.c.publish(ctx, &wire.Envelope{Op: wire.OpBroadcast, Binary: m.binary, Data: m.data})
+	return em.c.publishMessage(ctx, wire.OpBroadcast, "", m)
 }
 
 // CloseSocket closes the socket with the given id with code and reason.

@@ -222,12 +222,16 @@ func (e *Endpoint) SendSocket(ctx context.Context, id string, m Message) error {
 // payload is shared, not copied per socket. Local sockets get m even if
 // publishing to the broker fails, which Broadcast then returns.
 func (e *Endpoint) Broadcast(ctx context.Context, m Message) error {
+	e.broadcastLocal(m)
+	return e.publish(ctx, wire.OpBroadcast, "", m)
+}
+
+func (e *Endpoint) broadcastLocal(m Message) {
 	e.mu.RLock()
+	defer e.mu.RUnlock()
 	for _, s := range e.sockets {
 		s.enqueue(m)
 	}
-	e.mu.RUnlock()
-	return e.publish(ctx, wire.OpBroadcast, "", m)
 }
 
 // SendRoom queues m on every socket in room, as Broadcast does.
@@ -255,7 +259,7 @@ func (e *Endpoint) publish(ctx context.Context, op wire.Op, target string, m Mes
 	if e.cluster == nil {
 		return nil
 	}
-	return e.cluster.publish(ctx, &wire.Envelope{Op: op, Target: target, Binary: m.binary, Data: m.data})
+	return e.cluster.publishMessage(ctx, op, target, m)
 }
 
 // deliverLocal serves a send that another node published.
@@ -275,11 +279,7 @@ func (e *Endpoint) deliverLocal(env *wire.Envelope) {
 	case wire.OpIdentity:
 		e.sendSet(e.byIdent, env.Target, m)
 	case wire.OpBroadcast:
-		e.mu.RLock()
-		for _, s := range e.sockets {
-			s.enqueue(m)
-		}
-		e.mu.RUnlock()
+		e.broadcastLocal(m)
 	}
 }
 
