@@ -220,12 +220,7 @@ func renderEcho(b *strings.Builder, res *Results) {
 		w("| payload | contender | msg/s | (ratios) | p50 | p99 | (ratios) | msg/CPU-s | (ratios) | server CPU | other jobs |\n")
 		w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, size := range c.EchoSizes {
-			var rows []EchoRow
-			for _, r := range res.Echo {
-				if r.Conns == n && r.Size == size {
-					rows = append(rows, r)
-				}
-			}
+			rows := echoRows(res, n, size)
 			name := func(r EchoRow) string { return r.Lib }
 			rate := func(r EchoRow) float64 { return r.Rate }
 			p99 := func(r EchoRow) float64 { return float64(r.P99) }
@@ -446,12 +441,7 @@ func renderGoals(b *strings.Builder, res *Results) {
 		var wr, wrr, wp string
 		for _, n := range c.EchoConns {
 			for _, size := range c.EchoSizes {
-				var rows []EchoRow
-				for _, r := range res.Echo {
-					if r.Conns == n && r.Size == size {
-						rows = append(rows, r)
-					}
-				}
+				rows := echoRows(res, n, size)
 				name := func(r EchoRow) string { return r.Lib }
 				l, ok1 := find(rows, name, "laf")
 				rd, ok2 := find(rows, name, baseRead)
@@ -560,4 +550,16 @@ func roundsStr(n int) string {
 		return "1 round"
 	}
 	return fmt.Sprintf("%d rounds", n)
+}
+
+// echoRows returns the echo results for n connections and size-byte
+// payloads, one per contender.
+func echoRows(res *Results, n, size int) []EchoRow {
+	var rows []EchoRow
+	for _, r := range res.Echo {
+		if r.Conns == n && r.Size == size {
+			rows = append(rows, r)
+		}
+	}
+	return rows
 }
