@@ -141,6 +141,37 @@ func TestSendIdentityReachesEveryTab(t *testing.T) {
 	other.ExpectText("for bob")
 }
 
+// A Func's sends are written when its event returns, or sooner if it
+// runs long: an event that waits on its peer must not hold its own sends.
+func TestSendsOfALongEventGoOutWhileItRuns(t *testing.T) {
+	release := make(chan struct{})
+	srv := laftest.NewServer(t, func(ctx *laf.FunctionContext) error {
+		switch ctx.Method {
+		case laf.MethodConnection:
+			ctx.Socket.Send("one")
+			ctx.Socket.Send("two")
+			<-release
+			ctx.Socket.Send("three")
+		case laf.MethodMessage:
+			ctx.Socket.Send("got " + ctx.Params.Data.String())
+			<-release
+		}
+		return nil
+	})
+	c := srv.Dial(t)
+	c.ExpectText("one")
+	c.ExpectText("two")
+	var s *laf.Socket
+	srv.Endpoint.Range(func(sock *laf.Socket) bool { s = sock; return false })
+	require.NotNil(t, s)
+	require.NoError(t, srv.Endpoint.SendSocket(context.Background(), s.ID(), laf.Text("pushed")))
+	c.ExpectText("pushed")
+	close(release)
+	c.ExpectText("three")
+	c.Send("hi")
+	c.ExpectText("got hi")
+}
+
 // slowSetup starts a server and n reading clients plus one that never
 // reads, and returns the never-reading socket.
 func slowSetup(t *testing.T, n int, rec *laftest.Recorder, opts ...laf.Option) (*laftest.Server, []*laftest.Conn, *laf.Socket) {

@@ -26,6 +26,7 @@ type Endpoint struct {
 	cluster  *cluster // nil without a broker
 	leave1   sync.Once
 	readBufs sync.Pool // *[]byte scratch for reading messages
+	late     lateFlusher
 }
 
 // Handler returns an Endpoint that calls fn for every event of every

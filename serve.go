@@ -110,7 +110,10 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // run delivers the socket's events until it closes.
 func (s *Socket) run() {
 	e := s.ep
-	if s.call(s.event(MethodConnection, Params{})) {
+	s.beginEvent()
+	ok := s.call(s.event(MethodConnection, Params{}))
+	s.endEvent()
+	if ok {
 		s.readLoop()
 	}
 
@@ -167,7 +170,10 @@ func (s *Socket) readLoop() {
 		if e.cfg.idleTimeout > 0 {
 			s.touch()
 		}
-		if !s.call(fc) {
+		s.beginEvent()
+		ok := s.call(fc)
+		s.endEvent()
+		if !ok {
 			return
 		}
 	}

@@ -18,9 +18,12 @@ import (
 // methods are safe to call from any goroutine, at any time, including
 // after it has closed.
 //
-// Sends are queued and written in the order they were queued by a writer
-// goroutine that runs only while the queue is not empty, so a send never
-// waits for the peer's network. Each socket's queue has a budget (see
+// Sends are queued and written in the order they were queued, so a send
+// never waits for the peer's network. What is sent while one of the
+// socket's own events runs is written by the socket's goroutine as soon as
+// the event returns, or after at most a millisecond if the event runs
+// longer; other sends are written by a writer goroutine that runs only
+// while the queue is not empty. Each socket's queue has a budget (see
 // WithSendQueue and WithSlowPolicy).
 type Socket struct {
 	id       string
@@ -37,7 +40,10 @@ type Socket struct {
 	queue   []Message // waiting to be written
 	spare   []Message // the writer's last batch, reused
 	qBytes  int       // bytes queued or being written
-	writing bool      // a writer goroutine is running
+	writing bool      // a writer is running
+	inEvent bool      // the socket's own event runs: its goroutine writes when it returns
+	waiting bool      // the queue waits for the event's end, or for the late flusher
+	waitSeq uint64    // counts the waits, so the late flusher starts only the one it saw
 	closing bool      // a close was decided; sends return ErrClosed
 	hard    bool      // the close drops the connection without a handshake
 	code    int       // the close decided, valid once closing
@@ -187,75 +193,93 @@ func (s *Socket) dropFront(n int) {
 	s.queue = s.queue[:kept]
 }
 
-// startWriter starts the writer goroutine unless it runs. s.mu is held.
+// startWriter sees that the queue gets written: by a writer goroutine, or
+// at the end of the socket's event that runs. s.mu is held.
 func (s *Socket) startWriter() {
-	if !s.writing {
-		s.writing = true
-		s.writers.Add(1)
-		go s.writeFn()
+	if s.writing || s.waiting {
+		return
 	}
+	if s.inEvent {
+		s.waiting = true
+		s.waitSeq++
+		s.ep.late.add(s, s.waitSeq)
+		return
+	}
+	s.writing = true
+	s.writers.Add(1)
+	go s.writeFn()
 }
 
 // write writes the queue until it is empty, then the close handshake if a
 // graceful close was decided.
 func (s *Socket) write() {
 	defer s.writers.Done()
-	ctx := context.Background() // a cancellable context costs an allocation per frame
-	for {
-		s.mu.Lock()
-		if len(s.queue) == 0 {
-			s.writing = false
-			closing, hard, code, reason := s.closing, s.hard, s.code, s.reason
-			s.mu.Unlock()
-			if closing && !hard {
-				s.conn.Close(websocket.StatusCode(code), reason)
-			}
-			return
-		}
-		batch := s.queue
-		s.queue, s.spare = s.spare, nil
-		s.mu.Unlock()
-
-		// Write until an error; count what went out and what the batch held.
-		total, sent, sentBytes := 0, 0, 0
-		var err error
-		for _, m := range batch {
-			total += len(m.data)
-			if err == nil {
-				if err = s.conn.Write(ctx, m.wireType(), m.data); err == nil {
-					sent++
-					sentBytes += len(m.data)
-				}
-			}
-		}
-		clear(batch)
-		s.traffic.messagesOut.Add(uint64(sent))
-		s.traffic.bytesOut.Add(uint64(sentBytes))
-		if sent > 0 && s.ep.cfg.idleTimeout > 0 {
-			s.touch()
-		}
-
-		s.mu.Lock()
-		s.qBytes -= total
-		// Reuse the batch's array: for the queue if it has none (a burst
-		// of one message at a time then allocates nothing), else later.
-		if cap(s.queue) == 0 {
-			s.queue = batch[:0]
-		} else if s.spare == nil {
-			s.spare = batch[:0]
-		}
-		if err != nil {
-			// The connection is gone; the read loop sees it too and
-			// decides the close. What is still queued cannot be written.
-			s.writing = false
-			s.qBytes = 0
-			s.dropFront(len(s.queue))
-			s.mu.Unlock()
-			s.drop()
-			return
-		}
-		s.mu.Unlock()
+	for s.writeBatch() {
 	}
+}
+
+// writeBatch writes what is queued and reports whether the writer goes on:
+// it stops, with s.writing false, once the queue is empty and no close is
+// decided, after the close handshake, or on an error.
+func (s *Socket) writeBatch() bool {
+	ctx := context.Background() // a cancellable context costs an allocation per frame
+	s.mu.Lock()
+	if len(s.queue) == 0 {
+		s.writing = false
+		closing, hard, code, reason := s.closing, s.hard, s.code, s.reason
+		s.mu.Unlock()
+		if closing && !hard {
+			s.conn.Close(websocket.StatusCode(code), reason)
+		}
+		return false
+	}
+	batch := s.queue
+	s.queue, s.spare = s.spare, nil
+	s.mu.Unlock()
+
+	// Write until an error; count what went out and what the batch held.
+	total, sent, sentBytes := 0, 0, 0
+	var err error
+	for _, m := range batch {
+		total += len(m.data)
+		if err == nil {
+			if err = s.conn.Write(ctx, m.wireType(), m.data); err == nil {
+				sent++
+				sentBytes += len(m.data)
+			}
+		}
+	}
+	clear(batch)
+	s.traffic.messagesOut.Add(uint64(sent))
+	s.traffic.bytesOut.Add(uint64(sentBytes))
+	if sent > 0 && s.ep.cfg.idleTimeout > 0 {
+		s.touch()
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.qBytes -= total
+	// Reuse the batch's array: for the queue if it has none (a burst
+	// of one message at a time then allocates nothing), else later.
+	if cap(s.queue) == 0 {
+		s.queue = batch[:0]
+	} else if s.spare == nil {
+		s.spare = batch[:0]
+	}
+	if err != nil {
+		// The connection is gone; the read loop sees it too and
+		// decides the close. What is still queued cannot be written.
+		s.writing = false
+		s.qBytes = 0
+		s.dropFront(len(s.queue))
+		s.drop()
+		return false
+	}
+	if len(s.queue) == 0 && !s.closing {
+		s.writing = false
+		return false
+	}
+	return true
 }
 
 // closeWith decides to close the socket unless a close was decided
