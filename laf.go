@@ -16,17 +16,18 @@ type Endpoint struct {
 	fn  Func
 	cfg config
 
-	mu       sync.RWMutex
-	sockets  map[string]*Socket
-	byIdent  map[string]map[*Socket]struct{}
-	rooms    map[string]map[*Socket]struct{}
-	shutting bool
-	conns    sync.WaitGroup // requests past the shutdown check, not yet done
-	stats    counters
-	cluster  *cluster // nil without a broker
-	leave1   sync.Once
-	readBufs sync.Pool // *[]byte scratch for reading messages
-	late     lateFlusher
+	mu           sync.RWMutex
+	sockets      map[string]*Socket
+	byIdent      map[string]map[*Socket]struct{}
+	rooms        map[string]map[*Socket]struct{}
+	shutting     bool
+	conns        sync.WaitGroup // requests past the shutdown check, not yet done
+	stats        counters
+	cluster      *cluster // nil without a broker
+	leave1       sync.Once
+	readBufs     sync.Pool // *[]byte scratch for reading messages
+	frameBatches sync.Pool // *frameBatch scratch for writing
+	late         lateFlusher
 }
 
 // Handler returns an Endpoint that calls fn for every event of every

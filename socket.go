@@ -52,6 +52,7 @@ type Socket struct {
 	writers sync.WaitGroup
 	writeFn func() // s.write, made once: "go s.write()" allocates a closure each time
 	traffic *traffic
+	wbuf    [maxHeader + smallMessage]byte // the writer's, for small frames
 
 	rooms map[string]struct{} // guarded by ep.mu
 
@@ -222,7 +223,6 @@ func (s *Socket) write() {
 // it stops, with s.writing false, once the queue is empty and no close is
 // decided, after the close handshake, or on an error.
 func (s *Socket) writeBatch() bool {
-	ctx := context.Background() // a cancellable context costs an allocation per frame
 	s.mu.Lock()
 	if len(s.queue) == 0 {
 		s.writing = false
@@ -237,16 +237,12 @@ func (s *Socket) writeBatch() bool {
 	s.queue, s.spare = s.spare, nil
 	s.mu.Unlock()
 
-	// Write until an error; count what went out and what the batch held.
-	total, sent, sentBytes := 0, 0, 0
-	var err error
-	for _, m := range batch {
+	sent, err := s.writeFrames(batch)
+	total, sentBytes := 0, 0
+	for i, m := range batch {
 		total += len(m.data)
-		if err == nil {
-			if err = s.conn.Write(ctx, m.wireType(), m.data); err == nil {
-				sent++
-				sentBytes += len(m.data)
-			}
+		if i < sent {
+			sentBytes += len(m.data)
 		}
 	}
 	clear(batch)

@@ -1,0 +1,133 @@
+package laf
+
+import (
+	"encoding/binary"
+	"net"
+)
+
+// laf writes data frames itself, straight to the connection, rather than
+// with coder/websocket's Conn.Write: a batch of queued messages then goes
+// out in one system call, with no copy of the payloads over TCP, and a
+// broadcast's payload is shared by every socket up to the kernel.
+// coder/websocket still writes the control frames (pings, pongs, close).
+// Every frame, laf's or coder/websocket's, goes out in a single Write on
+// the connection, which the connection serialises, so frames never
+// interleave.
+
+// frameBatch is the scratch for writing one batch, pooled per Endpoint so
+// that an idle socket holds none.
+type frameBatch struct {
+	hdrs []byte      // the frame headers, back to back
+	bufs net.Buffers // headers and payloads, for writev
+	v    net.Buffers // what of bufs is left to write; here, not on the stack, as it escapes
+	flat []byte      // the whole batch, for connections without writev
+}
+
+// maxHeader is the longest header of a server's frame: unmasked, 64-bit
+// length.
+const maxHeader = 10
+
+// appendHeader appends the header of a final, unmasked text or binary
+// frame with an n-byte payload.
+func appendHeader(b []byte, isBinary bool, n int) []byte {
+	op := byte(0x1)
+	if isBinary {
+		op = 0x2
+	}
+	b = append(b, 0x80|op)
+	switch {
+	case n <= 125:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
+// flatMax is the largest batch written from one copy: larger ones go out
+// with writev (one allocation per call, in the runtime) over TCP.
+const flatMax = 64 << 10
+
+// writeFrames writes batch as one frame per message in a single write, and
+// returns how many messages went out whole.
+// The socket's writer is the only caller.
+func (s *Socket) writeFrames(batch []Message) (int, error) {
+	size := 0
+	for _, m := range batch {
+		size += maxHeader + len(m.data)
+	}
+	conn := s.netConn
+	var n int64
+	var err error
+	if size <= len(s.wbuf) {
+		// Small frames need neither the pool nor an allocation.
+		flat := s.wbuf[:0]
+		for _, m := range batch {
+			flat = appendHeader(flat, m.binary, len(m.data))
+			flat = append(flat, m.data...)
+		}
+		var w int
+		w, err = conn.Write(flat)
+		return countSent(batch, int64(w), err)
+	}
+
+	e := s.ep
+	fb, _ := e.frameBatches.Get().(*frameBatch)
+	if fb == nil {
+		fb = new(frameBatch)
+	}
+	defer e.frameBatches.Put(fb)
+	if _, tcp := conn.(*net.TCPConn); tcp && size > flatMax {
+		hdrs := fb.hdrs[:0]
+		if cap(hdrs) < maxHeader*len(batch) {
+			hdrs = make([]byte, 0, maxHeader*len(batch))
+		}
+		bufs := fb.bufs[:0]
+		for _, m := range batch {
+			start := len(hdrs)
+			hdrs = appendHeader(hdrs, m.binary, len(m.data))
+			bufs = append(bufs, hdrs[start:len(hdrs):len(hdrs)])
+			if len(m.data) > 0 {
+				bufs = append(bufs, m.data)
+			}
+		}
+		fb.v = bufs
+		n, err = fb.v.WriteTo(conn)
+		fb.v = nil
+		clear(bufs)
+		fb.hdrs, fb.bufs = hdrs[:0], bufs[:0]
+	} else {
+		flat := fb.flat[:0]
+		for _, m := range batch {
+			flat = appendHeader(flat, m.binary, len(m.data))
+			flat = append(flat, m.data...)
+		}
+		var w int
+		w, err = conn.Write(flat)
+		n = int64(w)
+		if cap(flat) <= flatMax {
+			fb.flat = flat[:0]
+		}
+	}
+	return countSent(batch, n, err)
+}
+
+// countSent returns how many messages of batch went out whole in the n
+// bytes that a write of their frames wrote.
+func countSent(batch []Message, n int64, err error) (int, error) {
+	if err == nil {
+		return len(batch), nil
+	}
+	sent := 0
+	var hdr [maxHeader]byte
+	for _, m := range batch {
+		size := int64(len(appendHeader(hdr[:0], m.binary, len(m.data))) + len(m.data))
+		if n < size {
+			break
+		}
+		n -= size
+		sent++
+	}
+	return sent, err
+}
