@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/lafgo/laf"
 	"github.com/lafgo/laf/bench/internal/servers"
 	"github.com/lafgo/laf/bench/internal/wire"
 )
@@ -53,29 +52,12 @@ func readInto(c *websocket.Conn, buf []byte) ([]byte, error) {
 	}
 }
 
-// lafOwned is laf's echo without the copy the handler makes: it hands
-// the payload, which the Func owns, back with laf.Owned. The difference
-// from "laf" is the handler's own allocation, not the library's.
-type lafOwned struct{ *laf.Endpoint }
-
-func (lafOwned) Broadcast([]byte) {}
-func (lafOwned) Conns() int       { return 0 }
-
-func newLafOwned() servers.Server {
-	return lafOwned{laf.Handler(func(ctx *laf.FunctionContext) error {
-		if ctx.Method == laf.MethodMessage {
-			ctx.Socket.SendMessage(laf.Owned(ctx.Params.Data, ctx.Params.IsBinary))
-		}
-		return nil
-	})}
-}
-
 var echoLibs = []struct {
 	name string
 	new  func() servers.Server
 }{
 	{"laf", mustLib("laf")},
-	{"laf-owned", newLafOwned},
+	{"laf-copy", servers.NewLafCopy},
 	{"coder-read", mustLib("coder-read")},
 	{"coder-reader", mustLib("coder-reader")},
 }

@@ -51,7 +51,7 @@ type Lib struct {
 // Libs lists the contenders in report order.
 var Libs = []Lib{
 	{Name: "laf", New: newLaf,
-		Notes: "laf.Handler; echo with Socket.Send(Data.String()) / SendBinary; Endpoint.Broadcast(laf.Text); default ping every 30 s; 1 goroutine per socket, writer goroutine only while its queue is non-empty"},
+		Notes: "laf.Handler; echo with SendMessage(laf.Owned(Data, IsBinary)) (the Func owns Data: no copy); Endpoint.Broadcast(laf.Text); default ping every 30 s; 1 goroutine per socket, writer goroutine only while its queue is non-empty"},
 	{Name: "coder-read", Baseline: true, New: func() Server { return newCoder(false) },
 		Notes: "raw coder/websocket v1.8.15: Conn.Read then Conn.Write on the handler goroutine, context.Background (no per-frame timer); broadcast by a registry loop into a per-socket queue whose writer goroutine runs only while the queue is non-empty (256 messages, then close); no keepalive (the library has none); 1 goroutine per socket"},
 	{Name: "coder-reader", Baseline: true, New: func() Server { return newCoder(true) },
