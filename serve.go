@@ -161,8 +161,8 @@ func (s *Socket) readLoop() {
 			s.fail(1007, "invalid UTF-8", CauseProtocol, ErrInvalidUTF8)
 			return
 		}
-		fc, data := s.messageEvent(len(msg))
-		copy(data, msg)
+		fc := s.messageEvent(msg)
+		data := fc.Params.Data
 		e.putReadBuf(bp)
 		fc.Params.IsBinary = binary
 		s.traffic.messagesIn.Add(1)
@@ -188,19 +188,22 @@ type smallEvent struct {
 	buf [smallMessage]byte
 }
 
-// messageEvent returns a message event and its Data, n bytes long, which
-// the Func will own.
-func (s *Socket) messageEvent(n int) (*FunctionContext, []byte) {
+// messageEvent returns a message event whose Data, which the Func will
+// own, is a copy of msg.
+func (s *Socket) messageEvent(msg []byte) *FunctionContext {
 	var fc *FunctionContext
 	var data []byte
-	if n <= smallMessage {
+	if len(msg) <= smallMessage {
 		ev := new(smallEvent)
-		fc, data = &ev.fc, ev.buf[:n:n]
+		fc, data = &ev.fc, ev.buf[:len(msg):len(msg)]
+		copy(data, msg)
 	} else {
-		fc, data = new(FunctionContext), make([]byte, n)
+		fc = new(FunctionContext)
+		data = make([]byte, len(msg))
+		copy(data, msg) // right after make, so the runtime skips zeroing data
 	}
 	*fc = FunctionContext{Method: MethodMessage, Params: Params{Data: data}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
-	return fc, data
+	return fc
 }
 
 // readMessage reads one message whole into a pooled buffer, which the
