@@ -199,8 +199,9 @@ func (s *Socket) messageEvent(msg []byte) *FunctionContext {
 		copy(data, msg)
 	} else {
 		fc = new(FunctionContext)
-		data = make([]byte, len(msg))
-		copy(data, msg) // right after make, so the runtime skips zeroing data
+		d := make([]byte, len(msg))
+		copy(d, msg) // right after make, so the runtime skips zeroing d
+		data = d
 	}
 	*fc = FunctionContext{Method: MethodMessage, Params: Params{Data: data}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
 	return fc
