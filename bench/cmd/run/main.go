@@ -102,6 +102,7 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the raw results as JSON to this file")
 	profile := flag.String("profile", "", "save CPU and allocation profiles of the -profile-libs servers (echo at the most connections with 1 and 16 KiB, broadcast to the most sockets, handshakes) into this directory")
 	profileLibs := flag.String("profile-libs", "laf", "contenders to profile with -profile")
+	renderFrom := flag.String("render", "", "write the report from this -json file of an earlier run, without running anything")
 	serverBin := flag.String("server-bin", "", "use this cmd/server binary instead of building one (to compare two versions of laf: build each with go build -o)")
 	flag.Parse()
 
@@ -137,6 +138,25 @@ func main() {
 	}
 	if *out == "" {
 		*out = filepath.Join(filepath.Dir(modDir), "BENCHMARKS.md")
+	}
+
+	// The analysis of unmet goals is written by hand, from profiles, and
+	// kept in the report of every run.
+	analysis, err := os.ReadFile(filepath.Join(modDir, "ANALYSIS.md"))
+	if err != nil && !os.IsNotExist(err) {
+		fatal(err)
+	}
+	if *renderFrom != "" {
+		b, err := os.ReadFile(*renderFrom)
+		if err != nil {
+			fatal(err)
+		}
+		res := new(Results)
+		if err := json.Unmarshal(b, res); err != nil {
+			fatal(fmt.Errorf("%s: %w", *renderFrom, err))
+		}
+		writeReport(*out, render(res, string(analysis)))
+		return
 	}
 
 	tmp, err := os.MkdirTemp("", "lafbench-")
@@ -191,13 +211,15 @@ func main() {
 			fatal(err)
 		}
 	}
-	md := render(r.res) + r.clusterMD
-	if *out == "-" {
+	writeReport(*out, render(r.res, string(analysis)))
+	logf("wrote %s (%s)", *out, r.res.Meta.Duration)
+}
+
+func writeReport(out, md string) {
+	if out == "-" {
 		os.Stdout.WriteString(md)
-	} else if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+	} else if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
 		fatal(err)
-	} else {
-		logf("wrote %s (%s)", *out, r.res.Meta.Duration)
 	}
 }
 

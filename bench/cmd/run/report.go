@@ -160,7 +160,8 @@ func mark(ok bool) string {
 	return "**not met**"
 }
 
-func render(res *Results) string {
+// render returns the report; analysis, markdown, follows the goals.
+func render(res *Results, analysis string) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	m := res.Meta
@@ -197,12 +198,16 @@ func render(res *Results) string {
 	w("For throughput a ratio above 1 is better; for latency, memory and CPU cost a ratio below 1 is better.\n\n")
 
 	renderGoals(&b, res)
+	if analysis != "" {
+		w("%s\n", strings.TrimSpace(analysis))
+	}
 	renderEcho(&b, res)
 	renderRate(&b, res)
 	renderIdle(&b, res)
 	renderBroadcast(&b, res)
 	renderHandshake(&b, res)
 	renderGoBench(&b, res)
+	b.WriteString(res.Cluster)
 	return b.String()
 }
 

@@ -25,6 +25,7 @@ type Results struct {
 	Broadcast []BcastRow
 	Handshake []HSRow
 	GoBench   *GoBench
+	Cluster   string // the cluster scenario's section of the report, markdown
 }
 
 // Meta describes the run.
@@ -105,7 +106,6 @@ type runner struct {
 	res       *Results
 	retryUsed time.Duration
 	waitUsed  time.Duration
-	clusterMD string // the cluster scenario's section of the report
 }
 
 func (r *runner) start(lib string) (*server, error) {
@@ -690,6 +690,6 @@ func (r *runner) cluster(modDir string) error {
 	}
 	// Its headings go one level down, under this report's own section.
 	body := strings.ReplaceAll("\n"+string(table), "\n#", "\n##")
-	r.clusterMD = "\n## 7. Across nodes (cluster)\n\nFrom `cd examples/cluster && go run ./cmd/clusterbench`, run by `cmd/run` as its last scenario.\n" + body
+	r.res.Cluster = "\n## 7. Across nodes (cluster)\n\nFrom `cd examples/cluster && go run ./cmd/clusterbench`, run by `cmd/run` as its last scenario.\n" + body
 	return nil
 }
