@@ -243,6 +243,22 @@ func moduleDir() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
+// figureArgs drops the flags that choose only where the results go.
+func figureArgs(args []string) []string {
+	var kept []string
+	for i := 0; i < len(args); i++ {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if name == "json" || name == "out" {
+			if !hasValue {
+				i++ // the value is the next argument
+			}
+			continue
+		}
+		kept = append(kept, args[i])
+	}
+	return kept
+}
+
 func meta(cfg config, libs, scen []string) Meta {
 	m := Meta{
 		Date:      time.Now().UTC().Format("2006-01-02 15:04 MST"),
@@ -251,9 +267,8 @@ func meta(cfg config, libs, scen []string) Meta {
 		Config:    cfg,
 		Libs:      libs,
 		Scenarios: scen,
-		Command:   "cd bench && go run ./cmd/run " + strings.Join(os.Args[1:], " "),
+		Command:   strings.TrimSpace("cd bench && go run ./cmd/run " + strings.Join(figureArgs(os.Args[1:]), " ")),
 	}
-	m.Command = strings.TrimSpace(m.Command)
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
