@@ -6,21 +6,21 @@ import (
 )
 
 // laf writes data frames itself, straight to the connection, rather than
-// with coder/websocket's Conn.Write: a batch of queued messages then goes
-// out in one system call, with no copy of the payloads over TCP, and a
-// broadcast's payload is shared by every socket up to the kernel.
-// coder/websocket still writes the control frames (pings, pongs, close).
-// Every frame, laf's or coder/websocket's, goes out in a single Write on
-// the connection, which the connection serialises, so frames never
-// interleave.
+// with coder/websocket's Conn.Write, which takes its lock, resets its
+// message writer and flushes its buffer once per message: a socket's whole
+// batch of queued messages goes out in one Write. coder/websocket still
+// writes the control frames (pings, pongs, close). Every frame, laf's or
+// coder/websocket's, goes out within a single Write (or writev) on the
+// connection, which the connection serialises, so frames never interleave.
 
-// frameBatch is the scratch for writing one batch, pooled per Endpoint so
-// that an idle socket holds none.
+// frameBatch is the scratch for writing a batch too large for the
+// socket's own small buffer, pooled per Endpoint so that an idle socket
+// holds none.
 type frameBatch struct {
-	hdrs []byte      // the frame headers, back to back
+	hdrs []byte      // the frame headers, back to back, for writev
 	bufs net.Buffers // headers and payloads, for writev
 	v    net.Buffers // what of bufs is left to write; here, not on the stack, as it escapes
-	flat []byte      // the whole batch, for connections without writev
+	flat []byte      // the whole batch, copied
 }
 
 // maxHeader is the longest header of a server's frame: unmasked, 64-bit
@@ -45,13 +45,15 @@ func appendHeader(b []byte, isBinary bool, n int) []byte {
 	}
 }
 
-// flatMax is the largest batch written from one copy: larger ones go out
-// with writev (one allocation per call, in the runtime) over TCP.
+// flatMax is the largest batch copied into one buffer. Larger ones go out
+// over TCP with writev, which copies nothing but allocates once per call
+// (in the runtime); other connections (TLS) always get one copied buffer,
+// as only a single Write keeps their frames whole.
 const flatMax = 64 << 10
 
 // writeFrames writes batch as one frame per message in a single write, and
-// returns how many messages went out whole.
-// The socket's writer is the only caller.
+// returns how many messages went out whole. Only the socket's writer
+// calls it.
 func (s *Socket) writeFrames(batch []Message) (int, error) {
 	size := 0
 	for _, m := range batch {

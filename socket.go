@@ -21,8 +21,8 @@ import (
 // Sends are queued and written in the order they were queued, so a send
 // never waits for the peer's network. What is sent while one of the
 // socket's own events runs is written by the socket's goroutine as soon as
-// the event returns, or after at most a millisecond if the event runs
-// longer; other sends are written by a writer goroutine that runs only
+// the event returns, or within about 1–2 ms if the event runs longer;
+// other sends are written by a writer goroutine that runs only
 // while the queue is not empty. Each socket's queue has a budget (see
 // WithSendQueue and WithSlowPolicy).
 type Socket struct {
