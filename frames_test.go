@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/lafgo/laf"
@@ -79,4 +80,46 @@ func TestFramesOfEveryLength(t *testing.T) {
 		ws.SetReadLimit(-1)
 		check(t, (&laftest.Conn{WS: ws, Timeout: laftest.DefaultTimeout}).Bind(t))
 	})
+}
+
+// coder/websocket writes its control frames itself while laf writes data
+// frames: a close handshake and pings in the middle of a stream of data
+// must still reach the peer as whole frames.
+func TestControlFramesAmidData(t *testing.T) {
+	rec := laftest.NewRecorder(nil)
+	srv := laftest.NewServer(t, rec.Func, laf.WithPing(time.Millisecond, laftest.DefaultTimeout),
+		laf.WithSlowPolicy(laf.DropNewest)) // the stream outruns the client: drop, do not close
+	for round := range 20 {
+		c := srv.Dial(t)
+		rec.Expect(t, laf.MethodConnection)
+		var s *laf.Socket
+		srv.Endpoint.Range(func(sock *laf.Socket) bool { s = sock; return false })
+		require.NotNil(t, s)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			big := laf.Text(strings.Repeat("d", 3000))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if s.SendMessage(big) == laf.ErrClosed {
+					return
+				}
+			}
+		}()
+		for range 50 {
+			_, data := c.Read()
+			require.Len(t, data, 3000, "round %d", round)
+		}
+		require.NoError(t, c.WS.Close(websocket.StatusNormalClosure, "done"), "round %d", round)
+		close(stop)
+		<-done
+		ev := rec.Expect(t, laf.MethodClose)
+		require.Equal(t, 1000, ev.Params.Code, "round %d: %s %v", round, ev.Params.Cause, ev.Params.Err)
+		require.Equal(t, laf.CausePeer, ev.Params.Cause, "round %d", round)
+	}
 }

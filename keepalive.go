@@ -2,6 +2,7 @@ package laf
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -54,9 +55,16 @@ func (s *Socket) keepalive() {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.pongTimeout)
 	err := s.conn.Ping(ctx)
 	cancel()
-	// Pongs are read only between messages: while the Func runs, a late
-	// pong says nothing about the peer.
-	if err != nil && !s.inHandler.Load() {
+	switch {
+	case err == nil:
+	case !errors.Is(err, context.DeadlineExceeded):
+		// The connection is closing; the read loop sees why, and reports
+		// the true cause.
+		return
+	case s.inHandler.Load():
+		// Pongs are read only between messages: while the Func runs, a
+		// late pong says nothing about the peer.
+	default:
 		s.closeWith(1006, "ping timeout", CausePingTimeout, true)
 		return
 	}
