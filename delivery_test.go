@@ -3,6 +3,7 @@ package laf_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -308,6 +309,46 @@ func TestPingTimeoutClosesUnresponsivePeer(t *testing.T) {
 	ev := rec.Expect(t, laf.MethodClose)
 	assert.Equal(t, laf.CausePingTimeout, ev.Params.Cause)
 	assert.Equal(t, 1006, ev.Params.Code)
+}
+
+// A reply is written before the socket reads on, so a peer that sends and
+// never reads is held back by TCP, not queued for; the ping, which cannot
+// get through either, then drops it.
+func TestPeerThatSendsButNeverReadsIsDropped(t *testing.T) {
+	rec := laftest.NewRecorder(func(ctx *laf.FunctionContext) error {
+		if ctx.Method == laf.MethodMessage {
+			return ctx.Socket.SendMessage(laf.Owned(ctx.Params.Data, ctx.Params.IsBinary))
+		}
+		return nil
+	})
+	srv := laftest.NewServer(t, rec.Func, laf.WithPing(50*time.Millisecond, 200*time.Millisecond))
+	conn, _ := rawUpgrade(t, srv.URL)
+	require.NoError(t, conn.(*net.TCPConn).SetReadBuffer(4096))
+	rec.Expect(t, laf.MethodConnection)
+	// Masked binary frames of 16 KiB with a zero mask key, sent until the
+	// server stops reading them or drops the connection.
+	frame := append([]byte{0x82, 0x80 | 126, 0x40, 0x00, 0, 0, 0, 0}, make([]byte, 16<<10)...)
+	go func() {
+		for {
+			if _, err := conn.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		ev := rec.Next(t)
+		if ev.Method == laf.MethodMessage {
+			continue
+		}
+		if ev.Method == laf.MethodError {
+			ev = rec.Expect(t, laf.MethodClose)
+		}
+		require.Equal(t, laf.MethodClose, ev.Method)
+		assert.Equal(t, 1006, ev.Params.Code)
+		assert.Contains(t, []laf.CloseCause{laf.CausePingTimeout, laf.CauseAbnormal}, ev.Params.Cause)
+		break
+	}
+	assert.Zero(t, srv.Endpoint.Len())
 }
 
 func TestPingKeepsAnsweringPeerOpen(t *testing.T) {
