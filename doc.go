@@ -51,12 +51,11 @@
 // # Sending
 //
 // Sends never wait for the network: each socket has a bounded queue. What
-// a socket's own event sends is written by the socket's goroutine once the
-// event returns (or within about 1–2 ms if it runs longer), so a reply
-// costs no extra goroutine; other sends are written by a goroutine that
-// runs only while the queue is not empty.
-// WithSendQueue sets the budget and WithSlowPolicy what happens to a
-// socket over it. Broadcasts encode a message once and share its bytes.
+// is sent to a socket while its own event runs is written by the socket's
+// goroutine once the event returns (or within about 1–2 ms if it runs
+// longer), so a reply costs no extra goroutine; other sends are written by
+// a goroutine that runs only while the queue is not empty. WithSendQueue
+// sets the budget and WithSlowPolicy what happens to a socket over it. Broadcasts encode a message once and share its bytes.
 //
 // # Lifetimes
 //
