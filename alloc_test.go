@@ -55,12 +55,24 @@ func TestBroadcastAllocationsDoNotGrowWithSockets(t *testing.T) {
 // event, with a small payload inside it: one allocation per message,
 // where coder/websocket's own Conn.Read makes at least one.
 func TestEchoAllocatesOncePerSmallMessage(t *testing.T) {
+	assert.LessOrEqual(t, echoAllocs(t), 1.0)
+}
+
+// With WithLentData the event and its Data are reused: an echo of Data
+// allocates nothing.
+func TestLentEchoAllocatesNothing(t *testing.T) {
+	assert.Zero(t, echoAllocs(t, laf.WithLentData()))
+}
+
+// echoAllocs returns the server's allocations per echo of a 64-byte text
+// message, sent back with laf.Owned.
+func echoAllocs(t *testing.T, opts ...laf.Option) float64 {
 	srv := laftest.NewServer(t, func(ctx *laf.FunctionContext) error {
 		if ctx.Method == laf.MethodMessage {
 			return ctx.Socket.SendMessage(laf.Owned(ctx.Params.Data, ctx.Params.IsBinary))
 		}
 		return nil
-	}, laf.WithPing(0, 0))
+	}, append([]laf.Option{laf.WithPing(0, 0)}, opts...)...)
 	conn, br := rawUpgrade(t, srv.URL)
 	payload := []byte(strings.Repeat("p", 64))
 	// A masked text frame with a zero mask key, so the payload goes as is.
@@ -76,5 +88,5 @@ func TestEchoAllocatesOncePerSmallMessage(t *testing.T) {
 		echo()
 	}
 	require.Equal(t, payload, reply[2:])
-	assert.LessOrEqual(t, testing.AllocsPerRun(200, echo), 1.0)
+	return testing.AllocsPerRun(200, echo)
 }

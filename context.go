@@ -44,7 +44,7 @@ type FunctionContext struct {
 // Params holds the data of an event.
 type Params struct {
 	// Data is the payload of a message event. It belongs to the Func,
-	// which may keep it.
+	// which may keep it, unless the Endpoint has WithLentData.
 	Data Data
 	// IsBinary reports whether a message event's payload came in a binary
 	// frame (otherwise it was a text frame, and Data is valid UTF-8).

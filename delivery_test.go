@@ -173,6 +173,62 @@ func TestSendsOfALongEventGoOutWhileItRuns(t *testing.T) {
 	c.ExpectText("got hi")
 }
 
+// With WithLentData, laf reuses a message's memory only once what its
+// event sent has been written: echoes of Data stay intact while broadcasts
+// keep the socket's writer busy, so that some echoes wait behind them.
+func TestLentDataEchoesIntactWhileTheWriterIsBusy(t *testing.T) {
+	srv := laftest.NewServer(t, func(ctx *laf.FunctionContext) error {
+		if ctx.Method == laf.MethodMessage {
+			return ctx.Socket.SendMessage(laf.Owned(ctx.Params.Data, ctx.Params.IsBinary))
+		}
+		return nil
+	}, laf.WithLentData(), laf.WithSendQueue(100000, 1<<30))
+	c := srv.Dial(t)
+	require.Eventually(t, func() bool { return srv.Endpoint.Len() == 1 }, laftest.DefaultTimeout, time.Millisecond)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		noise := laf.Text("B" + strings.Repeat("-", 4000))
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			srv.Endpoint.Broadcast(context.Background(), noise)
+			time.Sleep(20 * time.Microsecond)
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+
+	// Sizes from 1 byte to about 20 KiB, each with its own bytes, sent
+	// without waiting for the echoes, so that the socket reads on while
+	// earlier echoes still wait to be written.
+	const n = 300
+	msg := func(i int) string {
+		b := make([]byte, 1+(i*67)%20000)
+		for j := range b {
+			b[j] = byte('a' + (i+j)%26)
+		}
+		return string(b)
+	}
+	wg.Go(func() {
+		for i := range n {
+			if c.WS.Write(context.Background(), websocket.MessageText, []byte(msg(i))) != nil {
+				return
+			}
+		}
+	})
+	for i := 0; i < n; {
+		_, got := c.Read()
+		if len(got) > 0 && got[0] == 'B' {
+			continue // a broadcast
+		}
+		require.Equal(t, msg(i), string(got), "echo %d", i)
+		i++
+	}
+}
+
 // slowSetup starts a server and n reading clients plus one that never
 // reads, and returns the never-reading socket.
 func slowSetup(t *testing.T, n int, rec *laftest.Recorder, opts ...laf.Option) (*laftest.Server, []*laftest.Conn, *laf.Socket) {

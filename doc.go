@@ -55,7 +55,13 @@
 // goroutine once the event returns (or within about 1–2 ms if it runs
 // longer), so a reply costs no extra goroutine; other sends are written by
 // a goroutine that runs only while the queue is not empty. WithSendQueue
-// sets the budget and WithSlowPolicy what happens to a socket over it. Broadcasts encode a message once and share its bytes.
+// sets the budget and WithSlowPolicy what happens to a socket over it.
+// Broadcasts encode a message once and share its bytes.
+//
+// A message event, and its Params.Data, belong to the Func, which may keep
+// them; laf.Owned sends Data back without a copy. WithLentData lends them
+// instead, valid until the Func returns, and reuses their memory, so that
+// a message costs no allocation.
 //
 // # Lifetimes
 //

@@ -25,13 +25,16 @@ func (s *Socket) beginEvent() {
 
 // endEvent writes what the event queued, on the socket's goroutine. What
 // more is queued meanwhile, and a close handshake, go to a writer
-// goroutine, so that the socket goes back to reading promptly.
-func (s *Socket) endEvent() {
+// goroutine, so that the socket goes back to reading promptly. It reports
+// whether everything the event sent has been written (or has failed), so
+// that nothing queued still refers to the event's Data.
+func (s *Socket) endEvent() (written bool) {
 	s.mu.Lock()
 	s.inEvent = false
 	if !s.waiting {
+		written = !s.writing
 		s.mu.Unlock()
-		return
+		return written
 	}
 	s.waiting = false
 	s.writing = true
@@ -39,14 +42,16 @@ func (s *Socket) endEvent() {
 	if s.closing {
 		go s.writeFn()
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.mu.Unlock()
+	// The batch holds all that the event sent, which returns written.
 	if s.writeBatch() {
 		go s.writeFn()
 	} else {
 		s.writers.Done()
 	}
+	return true
 }
 
 // flushLate starts the writer of an event that still holds back the sends

@@ -63,6 +63,7 @@ type config struct {
 	slowPolicy     SlowPolicy
 	broker         Broker
 	heartbeat      time.Duration
+	lentData       bool
 }
 
 func newConfig(opts []Option) config {
@@ -185,4 +186,19 @@ func WithSendQueue(messages, bytes int) Option {
 // budget (default CloseSlow).
 func WithSlowPolicy(p SlowPolicy) Option {
 	return func(c *config) { c.slowPolicy = p }
+}
+
+// WithLentData lends each message event to the Func instead of giving it:
+// the FunctionContext and its Params.Data are valid only until the Func
+// returns, and laf reuses their memory for the socket's next message, so a
+// message costs no allocation. The Func must not keep either, nor hand
+// them to another goroutine; to keep the payload, copy it (Data.String,
+// laf.Binary). It may send Data back to its own socket with laf.Owned,
+// which is the echo that allocates and copies nothing: laf reuses the
+// memory only once what the event sent has been written. Sending Data
+// with laf.Owned to any other socket is a misuse, as its memory may be
+// reused before that socket writes it. Off by default: the Func owns its
+// events and their Data.
+func WithLentData() Option {
+	return func(c *config) { c.lentData = true }
 }

@@ -161,18 +161,28 @@ func (s *Socket) readLoop() {
 			s.fail(1007, "invalid UTF-8", CauseProtocol, ErrInvalidUTF8)
 			return
 		}
-		fc := s.messageEvent(msg)
-		data := fc.Params.Data
-		e.putReadBuf(bp)
+		var fc *FunctionContext
+		if e.cfg.lentData {
+			fc = s.lentEvent(msg)
+		} else {
+			fc = s.messageEvent(msg)
+			e.putReadBuf(bp)
+		}
 		fc.Params.IsBinary = binary
 		s.traffic.messagesIn.Add(1)
-		s.traffic.bytesIn.Add(uint64(len(data)))
+		s.traffic.bytesIn.Add(uint64(len(msg)))
 		if e.cfg.idleTimeout > 0 {
 			s.touch()
 		}
 		s.beginEvent()
 		ok := s.call(fc)
-		s.endEvent()
+		written := s.endEvent()
+		if e.cfg.lentData {
+			*fc = FunctionContext{}
+			if written {
+				e.putReadBuf(bp)
+			} // else a writer may still send Data: the buffer is left to the GC
+		}
 		if !ok {
 			return
 		}
@@ -205,6 +215,16 @@ func (s *Socket) messageEvent(msg []byte) *FunctionContext {
 	}
 	*fc = FunctionContext{Method: MethodMessage, Params: Params{Data: data}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
 	return fc
+}
+
+// lentEvent returns the socket's reused message event, with msg as its
+// Data (see WithLentData).
+func (s *Socket) lentEvent(msg []byte) *FunctionContext {
+	if s.lent == nil {
+		s.lent = new(FunctionContext)
+	}
+	*s.lent = FunctionContext{Method: MethodMessage, Params: Params{Data: msg}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
+	return s.lent
 }
 
 // readMessage reads one message whole into a pooled buffer, which the

@@ -53,6 +53,7 @@ type Socket struct {
 	writeFn func() // s.write, made once: "go s.write()" allocates a closure each time
 	traffic *traffic
 	wbuf    [maxHeader + smallMessage]byte // the writer's, for small frames
+	lent    *FunctionContext               // the message event WithLentData reuses
 
 	rooms map[string]struct{} // guarded by ep.mu
 

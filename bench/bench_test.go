@@ -58,6 +58,7 @@ var echoLibs = []struct {
 }{
 	{"laf", mustLib("laf")},
 	{"laf-copy", servers.NewLafCopy},
+	{"laf-lent", servers.NewLafLent},
 	{"coder-read", mustLib("coder-read")},
 	{"coder-reader", mustLib("coder-reader")},
 }

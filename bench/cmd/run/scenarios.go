@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/lafgo/laf/bench/internal/load"
 	"github.com/lafgo/laf/bench/internal/proc"
+	"github.com/lafgo/laf/bench/internal/servers"
 )
 
 // Results is everything one run measured.
@@ -241,9 +242,20 @@ func betterRound(fNew, fOld, vNew, vOld float64) bool {
 
 // rotated returns the contenders starting at the round-th, so that no
 // contender always runs first.
-func (r *runner) rotated(round int) []string {
-	k := round % len(r.libs)
-	return append(append([]string(nil), r.libs[k:]...), r.libs[:k]...)
+func rotated(libs []string, round int) []string {
+	k := round % len(libs)
+	return append(append([]string(nil), libs[k:]...), libs[:k]...)
+}
+
+// serverLibs returns the contenders that run outside the echo scenarios.
+func (r *runner) serverLibs() []string {
+	var libs []string
+	for _, name := range r.libs {
+		if l, err := servers.Find(name); err == nil && !l.EchoOnly {
+			libs = append(libs, name)
+		}
+	}
+	return libs
 }
 
 func (r *runner) echo() error {
@@ -251,7 +263,7 @@ func (r *runner) echo() error {
 	best := map[[3]any]EchoRow{}
 	for _, n := range c.EchoConns {
 		for round := range c.Rounds {
-			for _, lib := range r.rotated(round) {
+			for _, lib := range rotated(r.libs, round) {
 				rows, err := r.echoOne(lib, n, round)
 				if err != nil {
 					return err
@@ -394,7 +406,7 @@ func leastDisturbed[T any](tries []T, foreign func(T) float64) T {
 
 func (r *runner) idle() error {
 	n := r.cfg.IdleN
-	for _, lib := range r.libs {
+	for _, lib := range r.serverLibs() {
 		s, err := r.start(lib)
 		if err != nil {
 			return err
@@ -461,7 +473,7 @@ func (r *runner) broadcast() error {
 		// is kept whole, so that its slowdown compares two neighbours.
 		best := map[string][2]BcastRow{}
 		for round := range c.BcastRounds {
-			for _, lib := range r.rotated(round) {
+			for _, lib := range rotated(r.serverLibs(), round) {
 				var pair [2]BcastRow
 				for i, stuck := range []bool{false, true} {
 					s, err := r.start(lib)
@@ -483,7 +495,7 @@ func (r *runner) broadcast() error {
 				}
 			}
 		}
-		for _, lib := range r.libs {
+		for _, lib := range r.serverLibs() {
 			pair := best[lib]
 			r.res.Broadcast = append(r.res.Broadcast, pair[0], pair[1])
 		}
@@ -572,7 +584,7 @@ func (r *runner) handshake() error {
 	c := r.cfg
 	best := map[string]HSRow{}
 	for round := range c.Rounds {
-		for _, lib := range r.rotated(round) {
+		for _, lib := range rotated(r.serverLibs(), round) {
 			s, err := r.start(lib)
 			if err != nil {
 				return err
@@ -602,7 +614,7 @@ func (r *runner) handshake() error {
 			}
 		}
 	}
-	for _, lib := range r.libs {
+	for _, lib := range r.serverLibs() {
 		r.res.Handshake = append(r.res.Handshake, best[lib])
 	}
 	return nil

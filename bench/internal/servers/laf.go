@@ -9,14 +9,21 @@ import (
 
 type lafServer struct{ ep *laf.Endpoint }
 
-func newLaf() Server {
-	// The Func owns Params.Data, so the echo hands it back without a copy.
+func newLaf() Server { return newLafEcho() }
+
+// NewLafLent is laf with WithLentData: each message event, Data included,
+// is lent to the Func and reused, as coder-reader reuses its buffer.
+func NewLafLent() Server { return newLafEcho(laf.WithLentData()) }
+
+func newLafEcho(opts ...laf.Option) Server {
+	// The echo hands Params.Data back without a copy: the Func owns it, or
+	// with WithLentData may send it back to its own socket.
 	ep := laf.Handler(func(ctx *laf.FunctionContext) error {
 		if ctx.Method == laf.MethodMessage {
 			ctx.Socket.SendMessage(laf.Owned(ctx.Params.Data, ctx.Params.IsBinary))
 		}
 		return nil
-	}) // defaults: 32 KiB read limit, ping every 30 s, 256 messages / 1 MiB queue, CloseSlow
+	}, opts...) // defaults: 32 KiB read limit, ping every 30 s, 256 messages / 1 MiB queue, CloseSlow
 	return &lafServer{ep: ep}
 }
 

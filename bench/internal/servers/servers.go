@@ -42,6 +42,9 @@ type Lib struct {
 	Baseline bool
 	// Peer marks another library (not laf, not a baseline).
 	Peer bool
+	// EchoOnly marks a variant that runs only in the echo scenarios: in
+	// the others it is the same server as the one it varies.
+	EchoOnly bool
 	// Notes says how the server is built: goroutines per socket,
 	// keepalive, broadcast.
 	Notes string
@@ -52,6 +55,8 @@ type Lib struct {
 var Libs = []Lib{
 	{Name: "laf", New: newLaf,
 		Notes: "laf.Handler; echo with SendMessage(laf.Owned(Data, IsBinary)) (the Func owns Data: no copy); Endpoint.Broadcast(laf.Text); default ping every 30 s; 1 goroutine per socket, writer goroutine only while its queue is non-empty"},
+	{Name: "laf-lent", EchoOnly: true, New: NewLafLent,
+		Notes: "laf with WithLentData: each message event and its Data are lent to the Func and reused, as coder-reader reuses its buffer; the same echo. Echo scenarios only: elsewhere it is laf"},
 	{Name: "coder-read", Baseline: true, New: func() Server { return newCoder(false) },
 		Notes: "raw coder/websocket v1.8.15: Conn.Read then Conn.Write on the handler goroutine, context.Background (no per-frame timer); broadcast by a registry loop into a per-socket queue whose writer goroutine runs only while the queue is non-empty (256 messages, then close); no keepalive (the library has none); 1 goroutine per socket"},
 	{Name: "coder-reader", Baseline: true, New: func() Server { return newCoder(true) },
