@@ -199,3 +199,36 @@ func ExampleShared_Update() {
 	// Output:
 	// 3
 }
+
+// An echo that allocates nothing per message: the event and its Data are
+// lent and reused, and Data goes back to its own socket without a copy.
+// Anything kept beyond the call is copied first.
+func ExampleWithLentData() {
+	kept := make(chan string, 2)
+	ep := laf.Handler(func(ctx *laf.FunctionContext) error {
+		if ctx.Method != laf.MethodMessage {
+			return nil
+		}
+		kept <- ctx.Params.Data.String() // a copy: Data itself is reused
+		return ctx.Socket.SendMessage(laf.Owned(ctx.Params.Data, ctx.Params.IsBinary))
+	}, laf.WithLentData())
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer c.CloseNow()
+	for _, m := range []string{"one", "two"} {
+		c.Write(ctx, websocket.MessageText, []byte(m))
+		_, echo, _ := c.Read(ctx)
+		fmt.Println(string(echo))
+	}
+	fmt.Println("kept:", <-kept, <-kept)
+	// Output:
+	// one
+	// two
+	// kept: one two
+}
