@@ -45,7 +45,8 @@ func (s *Socket) endEvent() (written bool) {
 		return false
 	}
 	s.mu.Unlock()
-	// The batch holds all that the event sent, which returns written.
+	// writeBatch takes the whole queue: once it returns, all that the
+	// event sent is written, or has failed.
 	if s.writeBatch() {
 		go s.writeFn()
 	} else {
