@@ -45,6 +45,15 @@ func appendHeader(b []byte, isBinary bool, n int) []byte {
 	}
 }
 
+// appendFrames appends the frames of batch, headers and payloads, to b.
+func appendFrames(b []byte, batch []Message) []byte {
+	for _, m := range batch {
+		b = appendHeader(b, m.binary, len(m.data))
+		b = append(b, m.data...)
+	}
+	return b
+}
+
 // flatMax is the largest batch copied into one buffer. Larger ones go out
 // over TCP with writev, which copies nothing but allocates once per call
 // (in the runtime); other connections (TLS) always get one copied buffer,
@@ -64,13 +73,7 @@ func (s *Socket) writeFrames(batch []Message) (int, error) {
 	var err error
 	if size <= len(s.wbuf) {
 		// Small frames need neither the pool nor an allocation.
-		flat := s.wbuf[:0]
-		for _, m := range batch {
-			flat = appendHeader(flat, m.binary, len(m.data))
-			flat = append(flat, m.data...)
-		}
-		var w int
-		w, err = conn.Write(flat)
+		w, err := conn.Write(appendFrames(s.wbuf[:0], batch))
 		return countSent(batch, int64(w), err)
 	}
 
@@ -100,11 +103,7 @@ func (s *Socket) writeFrames(batch []Message) (int, error) {
 		clear(bufs)
 		fb.hdrs, fb.bufs = hdrs[:0], bufs[:0]
 	} else {
-		flat := fb.flat[:0]
-		for _, m := range batch {
-			flat = appendHeader(flat, m.binary, len(m.data))
-			flat = append(flat, m.data...)
-		}
+		flat := appendFrames(fb.flat[:0], batch)
 		var w int
 		w, err = conn.Write(flat)
 		n = int64(w)
