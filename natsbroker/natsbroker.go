@@ -122,14 +122,8 @@ func (b *Broker) Subject() string { return b.subject }
 // over max_payload), and with WithPublishFlush the error of the round
 // trip.
 func (b *Broker) Publish(ctx context.Context, msg []byte) error {
-	if err := ctx.Err(); err != nil {
+	if err := b.usable(ctx); err != nil {
 		return err
-	}
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
-		return ErrClosed
 	}
 	// While reconnecting, nats.go would buffer the message and send it on
 	// reconnection, possibly long after; laf wants to hear of the failure.
@@ -150,6 +144,19 @@ func (b *Broker) Publish(ctx context.Context, msg []byte) error {
 	return nil
 }
 
+// usable returns ctx's error, or ErrClosed once the Broker is closed.
+func (b *Broker) usable(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
 // flush waits for a round trip to the server, bounded by ctx and the
 // flush timeout (nats.go insists on a deadline).
 func (b *Broker) flush(ctx context.Context) error {
@@ -166,14 +173,8 @@ func (b *Broker) flush(ctx context.Context) error {
 // connection is lost, nats.go reconnects and subscribes again by itself,
 // as long as its reconnect options let it.
 func (b *Broker) Subscribe(ctx context.Context, fn func(msg []byte)) error {
-	if err := ctx.Err(); err != nil {
+	if err := b.usable(ctx); err != nil {
 		return err
-	}
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
-		return ErrClosed
 	}
 	// nats.go gives each message its own copy of the payload, so fn owns
 	// m.Data.
