@@ -164,18 +164,7 @@ func (c *cluster) beat() {
 }
 
 func (c *cluster) snapshot() *wire.Envelope {
-	e := c.ep
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	env := &wire.Envelope{Op: wire.OpSnapshot, Sockets: make([]wire.Socket, 0, len(e.sockets))}
-	for _, s := range e.sockets {
-		ws := wire.Socket{ID: s.id, Identity: s.identity}
-		for r := range s.rooms {
-			ws.Rooms = append(ws.Rooms, r)
-		}
-		env.Sockets = append(env.Sockets, ws)
-	}
-	return env
+	return &wire.Envelope{Op: wire.OpSnapshot, Sockets: c.ep.reg.presence()}
 }
 
 // queue hands a presence change to publishPresence without blocking. If

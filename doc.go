@@ -56,7 +56,9 @@
 // longer), so a reply costs no extra goroutine; other sends are written by
 // a goroutine that runs only while the queue is not empty. WithSendQueue
 // sets the budget and WithSlowPolicy what happens to a socket over it.
-// Broadcasts encode a message once and share its bytes.
+// Broadcasts encode a message once and share its bytes. Every frame a
+// socket writes goes out whole, and none follows its close frame, whoever
+// decided the close.
 //
 // A message event, and its Params.Data, belong to the Func, which may keep
 // them; laf.Owned sends Data back without a copy. WithLentData lends them

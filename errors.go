@@ -6,8 +6,9 @@ import (
 	"net/http"
 )
 
-// ErrClosed is returned by sends on a socket that is closing or has closed,
-// and by Endpoint methods after Shutdown. Test for it with errors.Is.
+// ErrClosed is returned by sends on a socket that is closing or has
+// closed, or whose connection can take no more writes, and by
+// Socket.Close on a socket already closing. Test for it with errors.Is.
 var ErrClosed = errors.New("laf: socket closed")
 
 // ErrNotFound is returned by Endpoint.SendSocket and Endpoint.CloseSocket
@@ -27,9 +28,10 @@ var ErrInvalidUTF8 = errors.New("laf: text message is not valid UTF-8")
 // breaks the WebSocket protocol. The socket is then closed with 1002.
 var ErrProtocol = errors.New("laf: WebSocket protocol error")
 
-// ErrQueueFull is returned by a send that the socket's queue budget refused
-// under the DropNewest policy, or that made the socket close under the
-// CloseSlow policy.
+// ErrQueueFull is returned by a send that the socket's queue budget
+// refused: under DropNewest always, under DropOldest when the new message
+// does not fit even once every older message not yet being written is
+// dropped, and under CloseSlow, where the send also closes the socket.
 var ErrQueueFull = errors.New("laf: socket send queue full")
 
 // CloseError closes the socket with Code and Reason when a Func returns it

@@ -5,13 +5,13 @@ import (
 	"net"
 )
 
-// laf writes data frames itself, straight to the connection, rather than
-// with coder/websocket's Conn.Write, which takes its lock, resets its
-// message writer and flushes its buffer once per message: a socket's whole
-// batch of queued messages goes out in one Write. coder/websocket still
-// writes the control frames (pings, pongs, close). Every frame, laf's or
-// coder/websocket's, goes out within a single Write (or writev) on the
-// connection, which the connection serialises, so frames never interleave.
+// laf writes data frames itself, rather than with coder/websocket's
+// Conn.Write, which takes its lock, resets its message writer and flushes
+// its buffer once per message: a socket's whole batch of queued messages
+// goes out in one write. coder/websocket still writes the control frames
+// (pings, pongs, close). Every frame, laf's or coder/websocket's, goes out
+// through the socket's gate, one write at a time, so frames never
+// interleave and none follows a close frame.
 
 // frameBatch is the scratch for writing a batch too large for the
 // socket's own small buffer, pooled per Endpoint so that an idle socket
@@ -60,30 +60,30 @@ func appendFrames(b []byte, batch []Message) []byte {
 // as only a single Write keeps their frames whole.
 const flatMax = 64 << 10
 
-// writeFrames writes batch as one frame per message in a single write, and
-// returns how many messages went out whole. Only the socket's writer
-// calls it.
-func (s *Socket) writeFrames(batch []Message) (int, error) {
+// writeFrames writes batch as one frame per message in a single write
+// through the gate, and returns how many messages went out whole. Only
+// the socket's writer calls it.
+func (o *outbox) writeFrames(batch []Message) (int, error) {
 	size := 0
 	for _, m := range batch {
 		size += maxHeader + len(m.data)
 	}
-	conn := s.netConn
-	var n int64
-	var err error
-	if size <= len(s.wbuf) {
+	g := o.s.gate
+	if size <= len(o.wbuf) {
 		// Small frames need neither the pool nor an allocation.
-		w, err := conn.Write(appendFrames(s.wbuf[:0], batch))
-		return countSent(batch, int64(w), err)
+		n, err := g.writeFrames(appendFrames(o.wbuf[:0], batch), nil)
+		return countSent(batch, n, err)
 	}
 
-	e := s.ep
+	e := o.s.ep
 	fb, _ := e.frameBatches.Get().(*frameBatch)
 	if fb == nil {
 		fb = new(frameBatch)
 	}
 	defer e.frameBatches.Put(fb)
-	if _, tcp := conn.(*net.TCPConn); tcp && size > flatMax {
+	var n int64
+	var err error
+	if g.tcp != nil && size > flatMax {
 		hdrs := fb.hdrs[:0]
 		if cap(hdrs) < maxHeader*len(batch) {
 			hdrs = make([]byte, 0, maxHeader*len(batch))
@@ -98,15 +98,13 @@ func (s *Socket) writeFrames(batch []Message) (int, error) {
 			}
 		}
 		fb.v = bufs
-		n, err = fb.v.WriteTo(conn)
+		n, err = g.writeFrames(nil, &fb.v)
 		fb.v = nil
 		clear(bufs)
 		fb.hdrs, fb.bufs = hdrs[:0], bufs[:0]
 	} else {
 		flat := appendFrames(fb.flat[:0], batch)
-		var w int
-		w, err = conn.Write(flat)
-		n = int64(w)
+		n, err = g.writeFrames(flat, nil)
 		if cap(flat) <= flatMax {
 			fb.flat = flat[:0]
 		}

@@ -203,6 +203,26 @@ func TestInvalidUTF8(t *testing.T) {
 	assert.Equal(t, laf.CauseProtocol, ev.Params.Cause)
 }
 
+func TestPeerCloseReasonNotUTF8Gets1007(t *testing.T) {
+	rec := laftest.NewRecorder(nil)
+	srv := laftest.NewServer(t, rec.Func)
+	conn, br := rawUpgrade(t, srv.URL)
+	rec.Expect(t, laf.MethodConnection)
+
+	// A masked close frame: code 1000, reason 0xff 0xfe. The mask is
+	// zero, so the payload goes as it is.
+	_, err := conn.Write([]byte{0x88, 0x80 | 4, 0, 0, 0, 0, 0x03, 0xe8, 0xff, 0xfe})
+	require.NoError(t, err)
+	conn.SetReadDeadline(time.Now().Add(laftest.DefaultTimeout))
+	rest, _ := io.ReadAll(br) // until the server drops the connection
+	assert.Equal(t, []byte{0x88, 2, 0x03, 0xef}, rest, "want close 1007 and nothing else")
+
+	assert.ErrorIs(t, rec.Expect(t, laf.MethodError).Params.Err, laf.ErrInvalidUTF8)
+	ev := rec.Expect(t, laf.MethodClose)
+	assert.Equal(t, 1007, ev.Params.Code)
+	assert.Equal(t, laf.CauseProtocol, ev.Params.Cause)
+}
+
 func TestProtocolError(t *testing.T) {
 	rec := laftest.NewRecorder(nil)
 	srv := laftest.NewServer(t, rec.Func)

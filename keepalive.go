@@ -3,54 +3,74 @@ package laf
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 )
 
-// Timers do the keepalive, idle and lifetime checks. A stopped or idle
-// timer costs no goroutine; a callback runs briefly when one fires.
+// timers are a socket's keepalive, idle and lifetime timers. A stopped or
+// idle timer costs no goroutine; a callback runs briefly when one fires.
+type timers struct {
+	mu      sync.Mutex // guards off and the timers' resets; never held across a ping
+	off     bool
+	ping    *time.Timer
+	idle    *time.Timer
+	life    *time.Timer
+	pinging sync.WaitGroup // a keepalive under way, which stop waits for
+}
 
 func (s *Socket) startTimers() {
 	cfg := &s.ep.cfg
-	s.timerMu.Lock()
-	defer s.timerMu.Unlock()
+	t := &s.timers
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if cfg.pingInterval > 0 {
-		s.pingT = time.AfterFunc(cfg.pingInterval, s.keepalive)
+		t.ping = time.AfterFunc(cfg.pingInterval, s.keepalive)
 	}
 	if cfg.idleTimeout > 0 {
 		s.touch()
-		s.idleT = time.AfterFunc(cfg.idleTimeout, s.checkIdle)
+		t.idle = time.AfterFunc(cfg.idleTimeout, s.checkIdle)
 	}
 	if cfg.maxLifetime > 0 {
-		s.lifeT = time.AfterFunc(cfg.maxLifetime, func() {
-			s.timerMu.Lock()
-			defer s.timerMu.Unlock()
-			if !s.timersOff {
-				s.closeWith(1001, "lifetime", CauseLifetime, false)
-			}
-		})
+		t.life = time.AfterFunc(cfg.maxLifetime, func() { s.out.decide(closeFor(CauseLifetime)) })
 	}
 }
 
-// stopTimers stops the timers and waits for a running callback, which
+// stopTimers stops the timers and waits for a keepalive under way, which
 // returns promptly once the connection is closed.
 func (s *Socket) stopTimers() {
-	s.timerMu.Lock()
-	defer s.timerMu.Unlock()
-	s.timersOff = true
-	for _, t := range []*time.Timer{s.pingT, s.idleT, s.lifeT} {
-		if t != nil {
-			t.Stop()
+	t := &s.timers
+	t.mu.Lock()
+	t.off = true
+	for _, tm := range []*time.Timer{t.ping, t.idle, t.life} {
+		if tm != nil {
+			tm.Stop()
 		}
 	}
+	t.mu.Unlock()
+	t.pinging.Wait()
+}
+
+// reset arms tm again for d, unless the timers are stopped.
+func (t *timers) reset(tm *time.Timer, d time.Duration) {
+	t.mu.Lock()
+	if !t.off {
+		tm.Reset(d)
+	}
+	t.mu.Unlock()
 }
 
 // keepalive pings, and closes the socket if no pong comes in time.
 func (s *Socket) keepalive() {
-	s.timerMu.Lock()
-	defer s.timerMu.Unlock()
-	if s.timersOff {
+	t := &s.timers
+	t.mu.Lock()
+	if t.off {
+		t.mu.Unlock()
 		return
 	}
+	t.pinging.Add(1)
+	t.mu.Unlock()
+	defer t.pinging.Done()
+
 	cfg := &s.ep.cfg
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.pongTimeout)
 	err := s.conn.Ping(ctx)
@@ -65,25 +85,24 @@ func (s *Socket) keepalive() {
 		// Pongs are read only between messages: while the Func runs, a
 		// late pong says nothing about the peer.
 	default:
-		s.closeWith(1006, "ping timeout", CausePingTimeout, true)
+		s.out.decide(closeFor(CausePingTimeout))
 		return
 	}
-	s.pingT.Reset(cfg.pingInterval)
+	t.reset(t.ping, cfg.pingInterval)
 }
 
 // checkIdle closes the socket if no message went either way for the idle
 // timeout, and otherwise waits for the rest of it.
 func (s *Socket) checkIdle() {
-	s.timerMu.Lock()
-	defer s.timerMu.Unlock()
-	if s.timersOff {
-		return
-	}
 	timeout := s.ep.cfg.idleTimeout
 	idle := time.Since(s.born) - time.Duration(s.lastActive.Load())
 	if idle >= timeout {
-		s.closeWith(1000, "idle", CauseIdle, false)
+		s.out.decide(closeFor(CauseIdle))
 		return
 	}
-	s.idleT.Reset(timeout - idle)
+	s.timers.reset(s.timers.idle, timeout-idle)
+}
+
+func (s *Socket) touch() {
+	s.lastActive.Store(int64(time.Since(s.born)))
 }

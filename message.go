@@ -3,8 +3,6 @@ package laf
 import (
 	"encoding/json"
 	"unsafe"
-
-	"github.com/coder/websocket"
 )
 
 // Message is an outbound WebSocket message, built once and sent to any
@@ -53,10 +51,3 @@ func (m Message) Data() []byte { return m.data }
 
 // IsBinary reports whether m goes out as a binary frame.
 func (m Message) IsBinary() bool { return m.binary }
-
-func (m Message) wireType() websocket.MessageType {
-	if m.binary {
-		return websocket.MessageBinary
-	}
-	return websocket.MessageText
-}

@@ -41,9 +41,7 @@ func (p Presence) Online(id string) bool {
 func (p Presence) IdentitySockets(identity string) int {
 	n := 0
 	if p.ep != nil {
-		p.ep.mu.RLock()
-		n = len(p.ep.byIdent[identity])
-		p.ep.mu.RUnlock()
+		n = p.ep.reg.identityLen(identity)
 	}
 	if p.c != nil {
 		p.c.live(func(ns *nodeState) { n += ns.identities[identity] })
@@ -56,11 +54,7 @@ func (p Presence) IdentitySockets(identity string) int {
 func (p Presence) RoomMembers(room string) []string {
 	var ids []string
 	if p.ep != nil {
-		p.ep.mu.RLock()
-		for s := range p.ep.rooms[room] {
-			ids = append(ids, s.id)
-		}
-		p.ep.mu.RUnlock()
+		ids = p.ep.reg.roomIDs(room)
 	}
 	if p.c != nil {
 		p.c.live(func(ns *nodeState) {

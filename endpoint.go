@@ -1,0 +1,423 @@
+package laf
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/lafgo/laf/internal/wire"
+)
+
+// Endpoint serves one Func over WebSockets. It is an http.Handler: mount
+// it on any mux. It keeps a registry of its live sockets, their rooms and
+// identities, so any goroutine or HTTP handler can push to them.
+//
+// All methods are safe for concurrent use.
+type Endpoint struct {
+	fn           Func
+	cfg          config
+	reg          registry
+	conns        sync.WaitGroup // requests past the shutdown check, not yet done
+	stats        counters
+	cluster      *cluster // nil without a broker
+	leave1       sync.Once
+	readBufs     sync.Pool // *[]byte scratch for reading messages
+	frameBatches sync.Pool // *frameBatch scratch for writing
+	late         lateFlusher
+}
+
+// Shared returns the Endpoint's store.
+func (e *Endpoint) Shared() *Shared { return e.cfg.shared }
+
+// Socket returns the live socket with the given id on this Endpoint. A
+// socket is found from just before its connection event until just before
+// its close event.
+func (e *Endpoint) Socket(id string) (*Socket, bool) { return e.reg.get(id) }
+
+// Len returns the number of live sockets.
+func (e *Endpoint) Len() int { return e.reg.len() }
+
+// Range calls fn for each live socket until fn returns false. It works
+// on a snapshot, so fn may call any method of e or of the sockets.
+func (e *Endpoint) Range(fn func(s *Socket) bool) {
+	for _, s := range e.reg.all() {
+		if !fn(s) {
+			return
+		}
+	}
+}
+
+// RoomLen returns the number of this Endpoint's sockets in room.
+func (e *Endpoint) RoomLen(room string) int { return e.reg.roomLen(room) }
+
+// ServeHTTP upgrades the request to a WebSocket and starts the socket's
+// events on a goroutine of their own; it returns once the socket is in
+// the registry. See Handler.
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !e.reg.admit(&e.conns) {
+		e.stats.refused.Add(1)
+		http.Error(w, "laf: endpoint is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			e.conns.Done()
+		}
+	}()
+	identity, ok := e.authorize(w, r)
+	if !ok {
+		return
+	}
+	s := e.upgrade(w, r, identity)
+	if s == nil {
+		return
+	}
+	// The socket runs on a goroutine of its own, and ServeHTTP returns: an
+	// idle socket then keeps a small stack, not the one net/http grew
+	// parsing the request.
+	handedOver = true
+	go func() {
+		defer e.conns.Done()
+		s.run()
+	}()
+}
+
+// authorize runs the AuthFunc, answering a refusal with its status.
+func (e *Endpoint) authorize(w http.ResponseWriter, r *http.Request) (identity string, ok bool) {
+	if e.cfg.auth == nil {
+		return "", true
+	}
+	identity, err := e.cfg.auth(r)
+	if err == nil {
+		return identity, true
+	}
+	e.stats.refused.Add(1)
+	status, msg := http.StatusUnauthorized, ""
+	var he *HTTPError
+	if errors.As(err, &he) {
+		status, msg = he.Status, he.Message
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	http.Error(w, msg, status)
+	return "", false
+}
+
+// upgrade accepts the WebSocket and registers its socket, or returns nil
+// once coder/websocket has answered a bad request.
+func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity string) *Socket {
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
+		Subprotocols:   e.cfg.subprotocols,
+		OriginPatterns: e.cfg.originPatterns,
+	})
+	if err != nil {
+		// Accept has written the response: 4xx for a bad or cross-origin
+		// request.
+		e.stats.refused.Add(1)
+		e.cfg.logger.Debug("laf: upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return nil
+	}
+	n := e.stats.accepted.Add(1)
+	// readMessage enforces the limit, so that the close frame's reason is
+	// laf's own.
+	conn.SetReadLimit(-1)
+
+	// Without the request's cancellation, the socket's context does not
+	// register with the server's: it is done when the socket closes.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	s := &Socket{
+		id:       newID(),
+		identity: identity,
+		ep:       e,
+		conn:     conn,
+		gate:     hw.gate,
+		req:      r,
+		ctx:      ctx,
+		cancel:   cancel,
+		born:     time.Now(),
+		traffic:  &e.stats.traffic[n%trafficStripes],
+	}
+	s.out.init(s)
+	if !e.reg.add(s) {
+		// Shutdown began during the upgrade: close as it closes the rest.
+		s.out.decide(closeFor(CauseShutdown))
+	}
+	e.stats.live.Add(1)
+	s.startTimers()
+	return s
+}
+
+// Shutdown stops the Endpoint gracefully: new upgrades get 503, every
+// socket is sent 1001 "going away" (after what it had queued) and closes
+// with cause CauseShutdown. Shutdown waits until every close event has
+// returned, or until ctx is done; then it drops the connections still
+// open and returns ctx's error. Calling it again waits again.
+//
+// http.Server.Shutdown does not wait for WebSockets, which it sees as
+// hijacked connections. Start the Endpoint's Shutdown from the server's:
+//
+//	srv.RegisterOnShutdown(func() { ep.Shutdown(ctx) })
+//	srv.Shutdown(ctx)
+//
+// rather than after srv.Shutdown returns: that waits for idle keep-alive
+// connections first (browsers keep a spare one open), which would delay
+// the sockets' 1001 by seconds. RegisterOnShutdown runs the function in
+// its own goroutine, so wait for it before the process exits. With a
+// broker, Shutdown also leaves the cluster, so other nodes drop this
+// one's presence at once.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	live := e.reg.shutdown()
+	for _, s := range live {
+		s.out.decide(closeFor(CauseShutdown))
+	}
+
+	done := make(chan struct{})
+	go func() {
+		e.conns.Wait()
+		close(done)
+	}()
+	defer e.leaveCluster()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, s := range live {
+		s.gate.Close() // fails the handshake or write under way at once
+	}
+	return ctx.Err()
+}
+
+// leaveCluster stops the Endpoint's part in the cluster, once.
+func (e *Endpoint) leaveCluster() {
+	if e.cluster != nil {
+		e.leave1.Do(e.cluster.stop)
+	}
+}
+
+// registry is an Endpoint's live sockets, by id, identity and room, and
+// the rooms of each socket. It is the one owner of its lock: presence and
+// the cluster ask it, and never take the lock themselves.
+//
+// Lock order, outermost first: registry.mu, then a socket's outbox.mu
+// (sends to a room are queued under the read lock).
+type registry struct {
+	mu       sync.RWMutex
+	sockets  map[string]*Socket
+	byIdent  map[string]map[*Socket]struct{}
+	rooms    map[string]map[*Socket]struct{}
+	shutting bool
+	// notify, if set, hears every change of presence, in order, under mu.
+	// It must not block.
+	notify func(*wire.Envelope)
+}
+
+func newRegistry() registry {
+	return registry{
+		sockets: make(map[string]*Socket),
+		byIdent: make(map[string]map[*Socket]struct{}),
+		rooms:   make(map[string]map[*Socket]struct{}),
+	}
+}
+
+// admit counts a request in conns unless the Endpoint is shutting down.
+// shutdown sets shutting under the write lock, so no Add races its Wait.
+func (r *registry) admit(conns *sync.WaitGroup) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.shutting {
+		return false
+	}
+	conns.Add(1)
+	return true
+}
+
+// shutdown refuses further sockets and returns the live ones.
+func (r *registry) shutdown() []*Socket {
+	r.mu.Lock()
+	r.shutting = true
+	r.mu.Unlock()
+	return r.all()
+}
+
+// add registers s, or reports false if the Endpoint is shutting down.
+func (r *registry) add(s *Socket) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shutting {
+		return false
+	}
+	r.sockets[s.id] = s
+	if s.identity != "" {
+		addMember(r.byIdent, s.identity, s)
+	}
+	if r.notify != nil {
+		r.notify(&wire.Envelope{Op: wire.OpAdd, Sockets: []wire.Socket{{ID: s.id, Identity: s.identity}}})
+	}
+	return true
+}
+
+// remove unregisters s, with its identity and rooms.
+func (r *registry) remove(s *Socket) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.sockets, s.id)
+	if s.identity != "" {
+		removeMember(r.byIdent, s.identity, s)
+	}
+	for room := range s.rooms {
+		removeMember(r.rooms, room, s)
+	}
+	s.rooms = nil
+	if r.notify != nil {
+		r.notify(&wire.Envelope{Op: wire.OpRemove, Target: s.id})
+	}
+}
+
+func (r *registry) get(id string) (*Socket, bool) {
+	r.mu.RLock()
+	s, ok := r.sockets[id]
+	r.mu.RUnlock()
+	return s, ok
+}
+
+func (r *registry) len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.sockets)
+}
+
+// all returns a snapshot of the live sockets.
+func (r *registry) all() []*Socket {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	live := make([]*Socket, 0, len(r.sockets))
+	for _, s := range r.sockets {
+		live = append(live, s)
+	}
+	return live
+}
+
+// sendAll queues m on every live socket.
+func (r *registry) sendAll(m Message) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, s := range r.sockets {
+		s.out.enqueue(m)
+	}
+}
+
+// sendTo queues m on every socket in the index under key: a room's
+// members, or the sockets of one identity.
+func (r *registry) sendTo(index func(*registry) map[string]map[*Socket]struct{}, key string, m Message) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for s := range index(r)[key] {
+		s.out.enqueue(m)
+	}
+}
+
+func byRoom(r *registry) map[string]map[*Socket]struct{}     { return r.rooms }
+func byIdentity(r *registry) map[string]map[*Socket]struct{} { return r.byIdent }
+
+func (r *registry) join(s *Socket, room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sockets[s.id] != s {
+		return
+	}
+	if s.rooms == nil {
+		s.rooms = make(map[string]struct{})
+	}
+	if _, ok := s.rooms[room]; ok {
+		return
+	}
+	s.rooms[room] = struct{}{}
+	addMember(r.rooms, room, s)
+	if r.notify != nil {
+		r.notify(&wire.Envelope{Op: wire.OpJoin, Target: s.id, Room: room})
+	}
+}
+
+func (r *registry) leave(s *Socket, room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := s.rooms[room]; ok {
+		delete(s.rooms, room)
+		removeMember(r.rooms, room, s)
+		if r.notify != nil {
+			r.notify(&wire.Envelope{Op: wire.OpLeave, Target: s.id, Room: room})
+		}
+	}
+}
+
+func (r *registry) roomsOf(s *Socket) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	rooms := make([]string, 0, len(s.rooms))
+	for room := range s.rooms {
+		rooms = append(rooms, room)
+	}
+	return rooms
+}
+
+func (r *registry) roomLen(room string) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.rooms[room])
+}
+
+func (r *registry) identityLen(identity string) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.byIdent[identity])
+}
+
+// roomIDs returns the ids of the sockets in room.
+func (r *registry) roomIDs(room string) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ids := make([]string, 0, len(r.rooms[room]))
+	for s := range r.rooms[room] {
+		ids = append(ids, s.id)
+	}
+	return ids
+}
+
+// presence returns every live socket as the cluster publishes it.
+func (r *registry) presence() []wire.Socket {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]wire.Socket, 0, len(r.sockets))
+	for _, s := range r.sockets {
+		ws := wire.Socket{ID: s.id, Identity: s.identity}
+		for room := range s.rooms {
+			ws.Rooms = append(ws.Rooms, room)
+		}
+		out = append(out, ws)
+	}
+	return out
+}
+
+func addMember(m map[string]map[*Socket]struct{}, key string, s *Socket) {
+	set := m[key]
+	if set == nil {
+		set = make(map[*Socket]struct{})
+		m[key] = set
+	}
+	set[s] = struct{}{}
+}
+
+func removeMember(m map[string]map[*Socket]struct{}, key string, s *Socket) {
+	set := m[key]
+	delete(set, s)
+	if len(set) == 0 {
+		delete(m, key)
+	}
+}

@@ -1,0 +1,105 @@
+package laf
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+)
+
+// errCloseSent refuses a frame because a close frame has gone out.
+var errCloseSent = errors.New("laf: close frame already sent")
+
+// gate is the one way to the wire: every byte a socket writes goes through
+// it, coder/websocket's control frames (pings, pongs, close) as well as
+// laf's data frames. It writes one frame, or one batch of whole frames,
+// at a time, and notes when a close frame goes out; from then on it
+// refuses every frame, as RFC 6455 §5.5.1 requires, whoever decided the
+// close: the peer, a protocol error coder/websocket answered while
+// reading, or laf.
+//
+// The connection's own methods (Read, Close, deadlines) pass through, so
+// closing the gate drops the TCP connection and fails a write blocked in
+// it.
+type gate struct {
+	net.Conn
+	tcp       *net.TCPConn // the Conn, if TCP: large batches go out with writev
+	mu        sync.Mutex   // held for a whole write, so frames never interleave
+	closeSent atomic.Bool  // set, under mu, before the close frame is written
+}
+
+func newGate(c net.Conn) *gate {
+	g := &gate{Conn: c}
+	g.tcp, _ = c.(*net.TCPConn)
+	return g
+}
+
+// controlBuffer is the size of the buffer coder/websocket writes its
+// frames through: one whole control frame (a 2-byte header and at most
+// 125 bytes of payload), so that each reaches Write in one piece and
+// starts with its header. laf writes no data frame through coder/websocket.
+const controlBuffer = 2 + 125
+
+// Write writes one of coder/websocket's control frames.
+func (g *gate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closeSent.Load() {
+		return 0, errCloseSent
+	}
+	if len(p) > 0 && p[0]&0x0F == 0x8 {
+		// Noted before the write: a close frame cut short by an error
+		// counts as sent.
+		g.closeSent.Store(true)
+		if len(p) > 4 && !utf8.Valid(p[4:]) {
+			// coder/websocket echoes the peer's close reason as it came;
+			// a reason that is not UTF-8 fails the connection with 1007
+			// instead (RFC 6455 §8.1).
+			if _, err := g.Conn.Write(invalidUTF8Frame); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return g.Conn.Write(p)
+}
+
+// invalidUTF8Frame is a close frame with code 1007 and no reason.
+var invalidUTF8Frame = []byte{0x88, 2, 1007 >> 8, 1007 & 0xFF}
+
+// writeFrames writes laf's data frames, whole, from one buffer or a
+// vector of them, unless a close frame has gone out.
+func (g *gate) writeFrames(flat []byte, vec *net.Buffers) (int64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closeSent.Load() {
+		return 0, errCloseSent
+	}
+	if vec != nil {
+		return vec.WriteTo(g.tcp)
+	}
+	n, err := g.Conn.Write(flat)
+	return int64(n), err
+}
+
+// hijackWriter hands coder/websocket a gated connection at the hijack,
+// with a write buffer sized for control frames rather than net/http's
+// 4 KiB.
+type hijackWriter struct {
+	http.ResponseWriter
+	gate *gate
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	w.gate = newGate(c)
+	// net/http has flushed the response and left its writer empty.
+	brw.Writer = bufio.NewWriterSize(w.gate, controlBuffer)
+	return w.gate, brw, nil
+}

@@ -1,0 +1,153 @@
+package laf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+)
+
+// readLoop reads and delivers messages until a close is decided.
+func (s *Socket) readLoop() {
+	e := s.ep
+	// A context that is never done: coder/websocket allocates per frame for
+	// one that can be. Closing the connection is what stops a read.
+	ctx := context.Background()
+	for {
+		typ, r, err := s.conn.Reader(ctx)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		bp, err := e.readMessage(r)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		msg := *bp
+		binary := typ == websocket.MessageBinary
+		switch {
+		case s.out.decided():
+			// A close is under way; the peer's close frame ends the loop.
+			e.putReadBuf(bp)
+			continue
+		case !binary && !utf8.Valid(msg):
+			e.putReadBuf(bp)
+			s.fail(invalidUTF8, ErrInvalidUTF8)
+			return
+		}
+		var fc *FunctionContext
+		if e.cfg.lentData {
+			fc = s.lentEvent(msg)
+		} else {
+			fc = s.messageEvent(msg)
+			e.putReadBuf(bp)
+		}
+		fc.Params.IsBinary = binary
+		s.traffic.messagesIn.Add(1)
+		s.traffic.bytesIn.Add(uint64(len(msg)))
+		if e.cfg.idleTimeout > 0 {
+			s.touch()
+		}
+		s.out.beginEvent()
+		ok := s.call(fc)
+		written := s.out.endEvent()
+		if e.cfg.lentData {
+			*fc = FunctionContext{}
+			if written {
+				e.putReadBuf(bp)
+			} // else a writer may still send Data: the buffer is left to the GC
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// readMessage reads one message whole into a pooled buffer, which the
+// caller returns with putReadBuf, or fails with ErrMessageTooBig as soon
+// as the message is over the read limit.
+func (e *Endpoint) readMessage(r io.Reader) (*[]byte, error) {
+	limit := e.cfg.readLimit
+	bp, _ := e.readBufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, 4096)
+		bp = &b
+	}
+	buf := (*bp)[:0]
+	for {
+		if limit >= 0 && int64(len(buf)) > limit {
+			*bp = buf
+			e.putReadBuf(bp)
+			return nil, ErrMessageTooBig
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		room := buf[len(buf):cap(buf)]
+		if limit >= 0 && int64(len(room)) > limit+1-int64(len(buf)) {
+			room = room[:limit+1-int64(len(buf))] // one byte past the limit tells
+		}
+		n, err := r.Read(room)
+		buf = buf[:len(buf)+n]
+		*bp = buf
+		if err == io.EOF {
+			return bp, nil
+		}
+		if err != nil {
+			e.putReadBuf(bp)
+			return nil, err
+		}
+	}
+}
+
+// putReadBuf keeps ordinary read buffers for reuse, and lets a rare huge
+// one go.
+func (e *Endpoint) putReadBuf(bp *[]byte) {
+	if cap(*bp) <= 64<<10 {
+		*bp = (*bp)[:0]
+		e.readBufs.Put(bp)
+	}
+}
+
+// readFailed decides the close after a failed read.
+func (s *Socket) readFailed(err error) {
+	if s.out.decided() {
+		return // the close we decided is what ended the read
+	}
+	if ce := (websocket.CloseError{}); errors.As(err, &ce) {
+		if !utf8.ValidString(ce.Reason) {
+			// The gate has answered 1007.
+			s.fail(invalidUTF8, ErrInvalidUTF8)
+			return
+		}
+		s.out.decide(closeFor(CausePeer).with(int(ce.Code), ce.Reason))
+		return
+	}
+	switch {
+	case errors.Is(err, ErrMessageTooBig):
+		s.fail(closeFor(CauseReadLimit), err)
+	case isDropped(err):
+		s.fail(closeFor(CauseAbnormal), err)
+	default:
+		// coder/websocket has sent 1002 where it could.
+		s.fail(closeFor(CauseProtocol), fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+}
+
+// fail closes as c says and fires the error event.
+func (s *Socket) fail(c closeSpec, err error) {
+	if s.out.decide(c) {
+		s.call(s.event(MethodError, Params{Err: err}))
+	}
+}
+
+func isDropped(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
