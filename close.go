@@ -39,6 +39,8 @@ const (
 	CauseLifetime
 	// CauseShutdown: Endpoint.Shutdown closed it (1001).
 	CauseShutdown
+
+	causeCount // one past the last cause
 )
 
 // closeMode says how a decided close reaches the wire.

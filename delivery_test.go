@@ -2,6 +2,7 @@ package laf_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -616,6 +617,16 @@ func TestStatsCount(t *testing.T) {
 		st := srv.Endpoint.Stats()
 		return st.MessagesOut == 2 && st.BytesOut == 5
 	}, laftest.DefaultTimeout, time.Millisecond, "out: %+v", srv.Endpoint.Stats())
+
+	c.Close(websocket.StatusNormalClosure, "")
+	require.Eventually(t, func() bool { return srv.Endpoint.Stats().Live == 0 }, laftest.DefaultTimeout, time.Millisecond)
+	// Live drops just before the close is counted.
+	require.Eventually(t, func() bool { return srv.Endpoint.Stats().Closes[laf.CausePeer] == 1 }, laftest.DefaultTimeout, time.Millisecond)
+	st = srv.Endpoint.Stats()
+	assert.Zero(t, st.Closes[laf.CauseIdle])
+	b, err := json.Marshal(st)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"closes":{"peer":1,"abnormal":0,"server":0,`)
 }
 
 func sorted(s []string) []string {

@@ -27,6 +27,7 @@ func (s *Socket) run() {
 	e.reg.remove(s)
 	e.stats.live.Add(-1)
 	c := s.out.decision()
+	e.stats.closes[c.cause].Add(1)
 	s.cancel()
 	s.call(s.event(MethodClose, Params{Code: c.code, Reason: c.reason, Cause: c.cause}))
 }

@@ -1,6 +1,9 @@
 package laf
 
-import "sync/atomic"
+import (
+	"strconv"
+	"sync/atomic"
+)
 
 // Stats is a snapshot of an Endpoint's counters, from Endpoint.Stats.
 // Counters count from the Endpoint's creation and never go down, except
@@ -18,12 +21,36 @@ type Stats struct {
 	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
 	Panics        uint64 `json:"panics"`         // panics recovered from the Func
 	PublishErrors uint64 `json:"publish_errors"` // sends to other nodes the broker did not take
+	// Closes counts closed sockets by the cause of their close event:
+	// Closes[CauseIdle] is how many closed idle. It answers "why do my
+	// sockets drop?".
+	Closes CloseCounts `json:"closes"`
+}
+
+// CloseCounts counts closes by CloseCause, indexed by the cause. It
+// encodes to JSON as an object keyed by the causes' names.
+type CloseCounts [causeCount]uint64
+
+// MarshalJSON encodes c as {"peer": n, "abnormal": n, ...}, every cause
+// included.
+func (c CloseCounts) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for cause := CausePeer; cause < causeCount; cause++ {
+		if cause > CausePeer {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, cause.String())
+		b = append(b, ':')
+		b = strconv.AppendUint(b, c[cause], 10)
+	}
+	return append(b, '}'), nil
 }
 
 type counters struct {
 	live                                       atomic.Int64
 	accepted, refused                          atomic.Uint64
 	dropped, slowClosed, handlerErrors, panics atomic.Uint64
+	closes                                     [causeCount]atomic.Uint64
 	// Per-message counters are striped over cache lines, so that sockets
 	// on different cores do not fight over one line; each socket uses one
 	// stripe.
@@ -50,6 +77,10 @@ func (e *Endpoint) Stats() Stats {
 		t.messagesOut += s.messagesOut.Load()
 		t.bytesOut += s.bytesOut.Load()
 	}
+	var closes CloseCounts
+	for i := range c.closes {
+		closes[i] = c.closes[i].Load()
+	}
 	return Stats{
 		Live:          c.live.Load(),
 		Accepted:      c.accepted.Load(),
@@ -63,6 +94,7 @@ func (e *Endpoint) Stats() Stats {
 		HandlerErrors: c.handlerErrors.Load(),
 		Panics:        c.panics.Load(),
 		PublishErrors: e.publishErrors(),
+		Closes:        closes,
 	}
 }
 
