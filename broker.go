@@ -38,7 +38,7 @@ type Broker interface {
 // every node, and Presence counts them all. Local sockets are served
 // without a round trip through the broker.
 func WithBroker(b Broker) Option {
-	return func(c *config) { c.broker = b }
+	return option(func(c *config) { c.broker = b })
 }
 
 // WithHeartbeat sets how often a node publishes its presence (default
@@ -46,8 +46,8 @@ func WithBroker(b Broker) Option {
 // dropped from presence, so a node that dies without saying goodbye
 // disappears within 3×d plus the broker's latency. Zero or less means the
 // default.
-func WithHeartbeat(d time.Duration) Option {
-	return func(c *config) { c.heartbeat = d }
+func WithHeartbeat(d time.Duration) EmitterOption {
+	return sharedOption(func(c *config) { c.heartbeat = d })
 }
 
 // LocalBroker is an in-process Broker: it connects endpoints and emitters

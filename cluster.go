@@ -311,6 +311,20 @@ func (c *cluster) closeSocket(ctx context.Context, id string, code int, reason s
 	return c.publish(ctx, &wire.Envelope{Op: wire.OpClose, Target: id, Code: code, Reason: reason})
 }
 
+// remoteMembers reports whether presence knows a socket on another node
+// in the room (op OpRoom) or with the identity (OpIdentity) key.
+func (c *cluster) remoteMembers(op wire.Op, key string) bool {
+	found := false
+	c.live(func(n *nodeState) {
+		if op == wire.OpRoom {
+			found = found || len(n.rooms[key]) > 0
+		} else {
+			found = found || n.identities[key] > 0
+		}
+	})
+	return found
+}
+
 func (c *cluster) remoteOnline(id string) bool {
 	found := false
 	c.live(func(n *nodeState) { found = found || n.sockets[id] != nil })

@@ -3,10 +3,36 @@ package laf
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 )
 
 // FunctionContext is what a Func is called with. A new one is made for
 // every call; the Func may keep it.
+//
+// A *FunctionContext is also the context.Context of its event, so it can
+// be passed straight to the Endpoint's send methods, to a database call or
+// to an outgoing HTTP request made while handling the event:
+//
+//	ep.SendRoom(ctx, "lobby", laf.Text("hi"))
+//	db.QueryContext(ctx, "SELECT …")
+//
+// It is never done while the event's Func runs, on any event, the close
+// event included, unless the context given to Endpoint.Shutdown ends
+// first: then it is done, so that slow work gives up. It has no deadline.
+// Its Value carries the values of the upgrade request's context, so a
+// middleware in front of the Endpoint can attach what it learned (say, an
+// authenticated user's claims) for every event of the socket to read:
+//
+//	http.Handle("/ws", auth(ep)) // auth calls r.WithContext(context.WithValue(…))
+//
+// Which context to use for what:
+//   - the event's (the *FunctionContext): work done while handling the
+//     event, sends included;
+//   - Socket.Context(): work that should stop once the socket closes, such
+//     as a goroutine that streams to the socket; it is already done during
+//     the close event;
+//   - Request.Context(): none. net/http cancels it once the upgrade
+//     returns, so it is done in every event.
 type FunctionContext struct {
 	// Method is one of the Method constants.
 	Method string
@@ -16,10 +42,51 @@ type FunctionContext struct {
 	// any goroutine and return ErrClosed once it has closed.
 	Socket *Socket
 	// Request is the upgrade request (headers, query, cookies, remote
-	// address), the same on every event of the socket. Its body is closed.
+	// address), the same on every event of the socket. Its body is
+	// closed, and its Context is done: use the FunctionContext itself.
 	Request *http.Request
 	// Shared is the Endpoint's store.
 	Shared *Shared
+	// Endpoint is the Endpoint the socket belongs to, for sends to other
+	// sockets, rooms and identities.
+	Endpoint *Endpoint
+}
+
+// Deadline reports that the event's context has no deadline.
+func (c *FunctionContext) Deadline() (deadline time.Time, ok bool) { return time.Time{}, false }
+
+// Done returns a channel that is closed once the context given to
+// Endpoint.Shutdown ends with the socket still open; until then, and for
+// a FunctionContext with no Endpoint, it is never closed.
+func (c *FunctionContext) Done() <-chan struct{} {
+	if c.Endpoint == nil {
+		return nil
+	}
+	return c.Endpoint.aborted.Done()
+}
+
+// Err returns context.Canceled once Done is closed, and nil before.
+func (c *FunctionContext) Err() error {
+	if c.Endpoint == nil {
+		return nil
+	}
+	return c.Endpoint.aborted.Err()
+}
+
+// Value returns the value the upgrade request's context holds for key.
+func (c *FunctionContext) Value(key any) any {
+	if c.Endpoint != nil {
+		// Only the context package's own key finds anything here: it
+		// lets a context derived from this one be cancelled along with
+		// it, without a goroutine.
+		if v := c.Endpoint.aborted.Value(key); v != nil {
+			return v
+		}
+	}
+	if c.Request == nil {
+		return nil
+	}
+	return c.Request.Context().Value(key)
 }
 
 // Params holds the data of an event.

@@ -34,17 +34,35 @@ func (e *Endpoint) broadcastLocal(m Message) {
 	e.reg.sendAll(m)
 }
 
-// SendRoom queues m on every socket in room, as Broadcast does.
+// SendRoom queues m on every socket in room, as Broadcast does. It
+// returns ErrNotFound, and sends nothing, if no socket is in room: none
+// on this node and, with a broker, none on another as far as presence
+// knows.
 func (e *Endpoint) SendRoom(ctx context.Context, room string, m Message) error {
-	e.reg.sendTo(byRoom, room, m)
-	return e.publish(ctx, wire.OpRoom, room, m)
+	return e.sendTo(ctx, wire.OpRoom, room, m)
 }
 
 // SendIdentity queues m on every socket whose AuthFunc attached identity
-// (every tab of one user, say), as Broadcast does.
+// (every tab of one user, say), as Broadcast does. It returns ErrNotFound,
+// and sends nothing, if no socket has identity, as SendRoom does.
 func (e *Endpoint) SendIdentity(ctx context.Context, identity string, m Message) error {
-	e.reg.sendTo(byIdentity, identity, m)
-	return e.publish(ctx, wire.OpIdentity, identity, m)
+	return e.sendTo(ctx, wire.OpIdentity, identity, m)
+}
+
+// sendTo serves SendRoom (op OpRoom) and SendIdentity (OpIdentity).
+func (e *Endpoint) sendTo(ctx context.Context, op wire.Op, key string, m Message) error {
+	index := byRoom
+	if op == wire.OpIdentity {
+		index = byIdentity
+	}
+	local := e.reg.sendTo(index, key, m)
+	if e.cluster == nil || (local == 0 && !e.cluster.remoteMembers(op, key)) {
+		if local == 0 {
+			return ErrNotFound
+		}
+		return nil
+	}
+	return e.cluster.publishMessage(ctx, op, key, m)
 }
 
 func (e *Endpoint) publish(ctx context.Context, op wire.Op, target string, m Message) error {

@@ -106,7 +106,7 @@ func TestRoomsJoinLeaveAndAutoLeave(t *testing.T) {
 	assert.Equal(t, 1, ep.RoomLen("blue"))
 
 	require.NoError(t, ep.SendRoom(context.Background(), "red", laf.Text("to red")))
-	require.NoError(t, ep.SendRoom(context.Background(), "nobody", laf.Text("to no one")))
+	assert.ErrorIs(t, ep.SendRoom(context.Background(), "nobody", laf.Text("to no one")), laf.ErrNotFound)
 	a.ExpectText("to red")
 	b.ExpectText("to red")
 

@@ -15,11 +15,11 @@ type Emitter struct {
 	c *cluster
 }
 
-// NewEmitter joins the cluster behind b. Of the options, WithHeartbeat
-// (which must match the endpoints') and WithLogger apply. Presence, and
+// NewEmitter joins the cluster behind b, with WithHeartbeat (which must
+// match the endpoints') and WithLogger as options. Presence, and
 // with it SendSocket's ErrNotFound, is filled in within a broker round
 // trip. Call Close when done.
-func NewEmitter(b Broker, opts ...Option) *Emitter {
+func NewEmitter(b Broker, opts ...EmitterOption) *Emitter {
 	cfg := newConfig(opts)
 	return &Emitter{c: newCluster(b, nil, cfg.heartbeat, cfg.logger)}
 }

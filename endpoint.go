@@ -27,6 +27,10 @@ type Endpoint struct {
 	readBufs     sync.Pool // *[]byte scratch for reading messages
 	frameBatches sync.Pool // *frameBatch scratch for writing
 	late         lateFlusher
+	// aborted is done once Shutdown's context ends: every event's
+	// context is then done.
+	aborted context.Context
+	abort   context.CancelFunc
 }
 
 // Shared returns the Endpoint's store.
@@ -37,7 +41,11 @@ func (e *Endpoint) Shared() *Shared { return e.cfg.shared }
 // its close event.
 func (e *Endpoint) Socket(id string) (*Socket, bool) { return e.reg.get(id) }
 
-// Len returns the number of live sockets.
+// Len returns the number of live sockets on this Endpoint: those in the
+// registry, from just before their connection event until just before
+// their close event. Stats().Live counts the same sockets without a lock
+// and may lag it by an instant; Presence().Count() adds the sockets of
+// other nodes.
 func (e *Endpoint) Len() int { return e.reg.len() }
 
 // Range calls fn for each live socket until fn returns false. It works
@@ -188,6 +196,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
+	e.abort()
 	for _, s := range live {
 		s.gate.Close() // fails the handshake or write under way at once
 	}
@@ -271,10 +280,10 @@ func (r *registry) remove(s *Socket) {
 	if s.identity != "" {
 		removeMember(r.byIdent, s.identity, s)
 	}
+	// s.rooms stays, for Socket.Rooms in the close event.
 	for room := range s.rooms {
 		removeMember(r.rooms, room, s)
 	}
-	s.rooms = nil
 	if r.notify != nil {
 		r.notify(&wire.Envelope{Op: wire.OpRemove, Target: s.id})
 	}
@@ -313,14 +322,16 @@ func (r *registry) sendAll(m Message) {
 	}
 }
 
-// sendTo queues m on every socket in the index under key: a room's
-// members, or the sockets of one identity.
-func (r *registry) sendTo(index func(*registry) map[string]map[*Socket]struct{}, key string, m Message) {
+// sendTo queues m on every socket in the index under key, a room's
+// members or the sockets of one identity, and returns how many there are.
+func (r *registry) sendTo(index func(*registry) map[string]map[*Socket]struct{}, key string, m Message) int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for s := range index(r)[key] {
+	set := index(r)[key]
+	for s := range set {
 		s.out.enqueue(m)
 	}
+	return len(set)
 }
 
 func byRoom(r *registry) map[string]map[*Socket]struct{}     { return r.rooms }
@@ -348,6 +359,9 @@ func (r *registry) join(s *Socket, room string) {
 func (r *registry) leave(s *Socket, room string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.sockets[s.id] != s {
+		return
+	}
 	if _, ok := s.rooms[room]; ok {
 		delete(s.rooms, room)
 		removeMember(r.rooms, room, s)

@@ -12,8 +12,10 @@ import (
 var ErrClosed = errors.New("laf: socket closed")
 
 // ErrNotFound is returned by Endpoint.SendSocket and Endpoint.CloseSocket
-// when no live socket has the given id.
-var ErrNotFound = errors.New("laf: no socket with that id")
+// when no live socket has the given id, and by Endpoint.SendRoom and
+// Endpoint.SendIdentity when no live socket is in the room or has the
+// identity.
+var ErrNotFound = errors.New("laf: no such socket")
 
 // ErrMessageTooBig is the Params.Err of the error event fired when a peer
 // sends a message over the read limit. The socket is then closed with 1009.

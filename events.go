@@ -34,7 +34,7 @@ func (s *Socket) run() {
 
 // event returns a new context for an event other than a message.
 func (s *Socket) event(method string, p Params) *FunctionContext {
-	return &FunctionContext{Method: method, Params: p, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
+	return &FunctionContext{Method: method, Params: p, Socket: s, Request: s.req, Shared: s.ep.cfg.shared, Endpoint: s.ep}
 }
 
 // call runs the Func for one event and reports whether the socket stays
@@ -107,7 +107,7 @@ func (s *Socket) messageEvent(msg []byte) *FunctionContext {
 		copy(d, msg) // right after make, so the runtime skips zeroing d
 		data = d
 	}
-	*fc = FunctionContext{Method: MethodMessage, Params: Params{Data: data}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
+	*fc = FunctionContext{Method: MethodMessage, Params: Params{Data: data}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared, Endpoint: s.ep}
 	return fc
 }
 
@@ -117,7 +117,7 @@ func (s *Socket) lentEvent(msg []byte) *FunctionContext {
 	if s.lent == nil {
 		s.lent = new(FunctionContext)
 	}
-	*s.lent = FunctionContext{Method: MethodMessage, Params: Params{Data: msg}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared}
+	*s.lent = FunctionContext{Method: MethodMessage, Params: Params{Data: msg}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared, Endpoint: s.ep}
 	return s.lent
 }
 

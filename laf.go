@@ -1,5 +1,7 @@
 package laf
 
+import "context"
+
 // The methods a Func is called with, as Laf names them in ctx.method.
 const (
 	// MethodConnection is the first event of every socket, fired once the
@@ -27,7 +29,9 @@ type Func func(ctx *FunctionContext) error
 // and last once with MethodClose; MethodError, when it fires, comes just
 // before MethodClose. Calls for one socket never overlap, and the close
 // event runs after the last message event has returned. Calls for
-// different sockets run in parallel.
+// different sockets run in parallel, each socket on a goroutine of its
+// own, so sockets dialled one after another may see their connection
+// events run in either order.
 //
 // When fn returns a non-nil error (or panics, which is recovered and
 // logged with its stack), the socket is closed with 1011, or with the code
@@ -45,6 +49,7 @@ func Handler(fn Func, opts ...Option) *Endpoint {
 		panic("laf: nil Func")
 	}
 	e := &Endpoint{fn: fn, cfg: newConfig(opts), reg: newRegistry()}
+	e.aborted, e.abort = context.WithCancel(context.Background())
 	if e.cfg.broker != nil {
 		e.cluster = newCluster(e.cfg.broker, e, e.cfg.heartbeat, e.cfg.logger)
 		e.reg.notify = e.cluster.queue

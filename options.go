@@ -19,7 +19,27 @@ const (
 
 // An Option configures an Endpoint. Options are applied in order by
 // Handler; a later option overrides an earlier one of the same kind.
-type Option func(*config)
+type Option interface {
+	apply(*config)
+}
+
+// An EmitterOption configures an Endpoint or an Emitter: WithHeartbeat
+// and WithLogger are the options that apply to both.
+type EmitterOption interface {
+	Option
+	emitter()
+}
+
+// option is an Option for Endpoints only.
+type option func(*config)
+
+func (o option) apply(c *config) { o(c) }
+
+// sharedOption is an Option for Endpoints and Emitters alike.
+type sharedOption func(*config)
+
+func (o sharedOption) apply(c *config) { o(c) }
+func (sharedOption) emitter()          {}
 
 // AuthFunc decides, before the upgrade, whether a request may open a
 // socket. It returns the identity to attach to the socket (see
@@ -66,7 +86,7 @@ type config struct {
 	lentData       bool
 }
 
-func newConfig(opts []Option) config {
+func newConfig[O Option](opts []O) config {
 	c := config{
 		readLimit:     DefaultReadLimit,
 		pingInterval:  DefaultPingInterval,
@@ -76,7 +96,7 @@ func newConfig(opts []Option) config {
 		heartbeat:     DefaultHeartbeat,
 	}
 	for _, o := range opts {
-		o(&c)
+		o.apply(&c)
 	}
 	// Zero or less means the default where off or unlimited makes no sense.
 	if c.readLimit == 0 {
@@ -110,13 +130,13 @@ func newConfig(opts []Option) config {
 // requests with no Origin header, such as from non-browser clients) may
 // upgrade; others get 403 Forbidden.
 func WithOriginPatterns(patterns ...string) Option {
-	return func(c *config) { c.originPatterns = append(c.originPatterns, patterns...) }
+	return option(func(c *config) { c.originPatterns = append(c.originPatterns, patterns...) })
 }
 
 // WithSubprotocols lists the subprotocols the Endpoint negotiates, in
 // order of preference. Socket.Subprotocol reports the one chosen.
 func WithSubprotocols(protocols ...string) Option {
-	return func(c *config) { c.subprotocols = append(c.subprotocols, protocols...) }
+	return option(func(c *config) { c.subprotocols = append(c.subprotocols, protocols...) })
 }
 
 // WithReadLimit sets the largest incoming message, in bytes (default
@@ -125,25 +145,25 @@ func WithSubprotocols(protocols ...string) Option {
 // default; a negative n removes the limit, which lets any peer make the
 // server buffer without bound.
 func WithReadLimit(n int64) Option {
-	return func(c *config) { c.readLimit = n }
+	return option(func(c *config) { c.readLimit = n })
 }
 
 // WithAuth runs fn before every upgrade. See AuthFunc.
 func WithAuth(fn AuthFunc) Option {
-	return func(c *config) { c.auth = fn }
+	return option(func(c *config) { c.auth = fn })
 }
 
 // WithLogger sends the Endpoint's logs (handler errors and panics, with
 // their stacks) to l. By default nothing is logged.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
+func WithLogger(l *slog.Logger) EmitterOption {
+	return sharedOption(func(c *config) { c.logger = l })
 }
 
 // WithShared makes the Endpoint use s as its store, so that several
 // endpoints and plain HTTP handlers can share one, as Laf's functions
 // share cloud.shared. By default each Endpoint has its own.
 func WithShared(s *Shared) Option {
-	return func(c *config) { c.shared = s }
+	return option(func(c *config) { c.shared = s })
 }
 
 // WithPing pings every socket after each interval of its life (default
@@ -155,21 +175,21 @@ func WithShared(s *Shared) Option {
 // interval of zero or less turns pings off; a timeout of zero or less
 // means the default.
 func WithPing(interval, timeout time.Duration) Option {
-	return func(c *config) { c.pingInterval, c.pongTimeout = interval, timeout }
+	return option(func(c *config) { c.pingInterval, c.pongTimeout = interval, timeout })
 }
 
 // WithIdleTimeout closes a socket with 1000 "idle" and cause CauseIdle
 // once no message has gone either way for d. Pings and pongs do not count
 // as messages. Zero (the default) turns it off.
 func WithIdleTimeout(d time.Duration) Option {
-	return func(c *config) { c.idleTimeout = d }
+	return option(func(c *config) { c.idleTimeout = d })
 }
 
 // WithMaxLifetime closes a socket with 1001 "lifetime" and cause
 // CauseLifetime once it has been open for d, so that clients reconnect,
 // perhaps to another server. Zero (the default) turns it off.
 func WithMaxLifetime(d time.Duration) Option {
-	return func(c *config) { c.maxLifetime = d }
+	return option(func(c *config) { c.maxLifetime = d })
 }
 
 // WithSendQueue sets each socket's outbound budget: at most messages
@@ -179,13 +199,13 @@ func WithMaxLifetime(d time.Duration) Option {
 // larger than bytes is still accepted when nothing else is waiting. Zero
 // or less means the default.
 func WithSendQueue(messages, bytes int) Option {
-	return func(c *config) { c.queueMessages, c.queueBytes = messages, bytes }
+	return option(func(c *config) { c.queueMessages, c.queueBytes = messages, bytes })
 }
 
 // WithSlowPolicy sets what happens when a socket's send queue is over its
 // budget (default CloseSlow).
 func WithSlowPolicy(p SlowPolicy) Option {
-	return func(c *config) { c.slowPolicy = p }
+	return option(func(c *config) { c.slowPolicy = p })
 }
 
 // WithLentData lends each message event to the Func instead of giving it:
@@ -200,5 +220,5 @@ func WithSlowPolicy(p SlowPolicy) Option {
 // reused before that socket writes it. Off by default: the Func owns its
 // events and their Data.
 func WithLentData() Option {
-	return func(c *config) { c.lentData = true }
+	return option(func(c *config) { c.lentData = true })
 }

@@ -14,7 +14,8 @@ type Presence struct {
 // Presence returns the Endpoint's view of presence.
 func (e *Endpoint) Presence() Presence { return Presence{ep: e, c: e.cluster} }
 
-// Count returns the number of live sockets.
+// Count returns the number of live sockets: the Endpoint's Len plus, with
+// a broker, the sockets presence knows on other nodes.
 func (p Presence) Count() int {
 	n := 0
 	if p.ep != nil {

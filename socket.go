@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,9 @@ type Socket struct {
 
 	inHandler  atomic.Bool
 	lastActive atomic.Int64 // since born, in ns; kept only with an idle timeout
+
+	valsMu sync.Mutex
+	vals   map[string]any // Set's; made on the first Set
 }
 
 // ID returns the socket's id: 128 random bits, URL-safe, unique and
@@ -102,8 +106,42 @@ func (s *Socket) Close(code int, reason string) error {
 // closed socket joins nothing.
 func (s *Socket) Join(room string) { s.ep.reg.join(s, room) }
 
-// Leave removes the socket from room.
+// Leave removes the socket from room. A closed socket's rooms stay as
+// they were when it closed.
 func (s *Socket) Leave(room string) { s.ep.reg.leave(s, room) }
 
-// Rooms returns the rooms the socket is in, in no particular order.
+// Rooms returns the rooms the socket is in, in no particular order. During
+// and after the close event it returns the rooms the socket was in when
+// it closed, so the close event can tell those rooms it left; sends to
+// those rooms no longer reach it.
 func (s *Socket) Rooms() []string { return s.ep.reg.roomsOf(s) }
+
+// Set stores v under key on the socket, replacing any earlier value: state
+// that belongs to one connection, such as the user's name or the room it
+// is in. Values are safe to use from any goroutine, stay readable during
+// and after the close event, and are freed with the socket.
+func (s *Socket) Set(key string, v any) {
+	s.valsMu.Lock()
+	if s.vals == nil {
+		s.vals = make(map[string]any)
+	}
+	s.vals[key] = v
+	s.valsMu.Unlock()
+}
+
+// Get returns the value stored under key with Set, and whether there was
+// one.
+func (s *Socket) Get(key string) (any, bool) {
+	s.valsMu.Lock()
+	v, ok := s.vals[key]
+	s.valsMu.Unlock()
+	return v, ok
+}
+
+// Delete removes the value stored under key. Deleting a missing key does
+// nothing.
+func (s *Socket) Delete(key string) {
+	s.valsMu.Lock()
+	delete(s.vals, key)
+	s.valsMu.Unlock()
+}

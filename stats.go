@@ -2,6 +2,7 @@ package laf
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 )
 
@@ -9,7 +10,7 @@ import (
 // Counters count from the Endpoint's creation and never go down, except
 // Live.
 type Stats struct {
-	Live          int64  `json:"live"`           // sockets open now
+	Live          int64  `json:"live"`           // sockets open now: Endpoint.Len, read without a lock
 	Accepted      uint64 `json:"accepted"`       // upgrades accepted
 	Refused       uint64 `json:"refused"`        // upgrades refused: bad request, origin, auth or shutdown
 	MessagesIn    uint64 `json:"messages_in"`    // messages delivered to the Func
@@ -32,14 +33,15 @@ type Stats struct {
 type CloseCounts [causeCount]uint64
 
 // MarshalJSON encodes c as {"peer": n, "abnormal": n, ...}, every cause
-// included.
+// included, named as CloseCause.String names it with "_" for spaces
+// ("slow_consumer").
 func (c CloseCounts) MarshalJSON() ([]byte, error) {
 	b := []byte{'{'}
 	for cause := CausePeer; cause < causeCount; cause++ {
 		if cause > CausePeer {
 			b = append(b, ',')
 		}
-		b = strconv.AppendQuote(b, cause.String())
+		b = strconv.AppendQuote(b, strings.ReplaceAll(cause.String(), " ", "_"))
 		b = append(b, ':')
 		b = strconv.AppendUint(b, c[cause], 10)
 	}
