@@ -298,7 +298,7 @@ func (c *cluster) sendSocket(ctx context.Context, id string, m Message) error {
 
 // publishMessage publishes m for the sockets that op and target name.
 func (c *cluster) publishMessage(ctx context.Context, op wire.Op, target string, m Message) error {
-	return c.publish(ctx, &wire.Envelope{Op: op, Target: target, Binary: m.binary, Data: m.data})
+	return c.publish(ctx, &wire.Envelope{Op: op, Target: target, Binary: m.binary, Data: m.data, Key: m.key})
 }
 
 func (c *cluster) closeSocket(ctx context.Context, id string, code int, reason string) error {

@@ -74,7 +74,7 @@ func (e *Endpoint) publish(ctx context.Context, op wire.Op, target string, m Mes
 
 // deliverLocal serves a send that another node published.
 func (e *Endpoint) deliverLocal(env *wire.Envelope) {
-	m := Message{data: env.Data, binary: env.Binary}
+	m := Message{data: env.Data, binary: env.Binary, key: env.Key}
 	switch env.Op {
 	case wire.OpSend:
 		if s, ok := e.Socket(env.Target); ok {

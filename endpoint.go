@@ -58,6 +58,17 @@ func (e *Endpoint) Range(fn func(s *Socket) bool) {
 	}
 }
 
+// RangeRoom calls fn for each of this Endpoint's sockets in room until fn
+// returns false, as Range does: on a snapshot, so fn may call any method
+// of e or of the sockets, Join and Leave included.
+func (e *Endpoint) RangeRoom(room string, fn func(s *Socket) bool) {
+	for _, s := range e.reg.inRoom(room) {
+		if !fn(s) {
+			return
+		}
+	}
+}
+
 // RoomLen returns the number of this Endpoint's sockets in room.
 func (e *Endpoint) RoomLen(room string) int { return e.reg.roomLen(room) }
 
@@ -225,6 +236,17 @@ type registry struct {
 	// notify, if set, hears every change of presence, in order, under mu.
 	// It must not block.
 	notify func(*wire.Envelope)
+	// hook, if set, hears rooms become occupied and empty: the changes
+	// queue in hookQ under mu, and one goroutine at a time (hooking)
+	// calls hook with them, in order, without the lock.
+	hook    RoomHook
+	hookQ   []roomChange
+	hooking bool
+}
+
+type roomChange struct {
+	room     string
+	occupied bool
 }
 
 func newRegistry() registry {
@@ -275,6 +297,7 @@ func (r *registry) add(s *Socket) bool {
 // remove unregisters s, with its identity and rooms.
 func (r *registry) remove(s *Socket) {
 	r.mu.Lock()
+	defer r.runHooks()
 	defer r.mu.Unlock()
 	delete(r.sockets, s.id)
 	if s.identity != "" {
@@ -282,7 +305,9 @@ func (r *registry) remove(s *Socket) {
 	}
 	// s.rooms stays, for Socket.Rooms in the close event.
 	for room := range s.rooms {
-		removeMember(r.rooms, room, s)
+		if removeMember(r.rooms, room, s) {
+			r.roomChanged(room, false)
+		}
 	}
 	if r.notify != nil {
 		r.notify(&wire.Envelope{Op: wire.OpRemove, Target: s.id})
@@ -339,6 +364,7 @@ func byIdentity(r *registry) map[string]map[*Socket]struct{} { return r.byIdent 
 
 func (r *registry) join(s *Socket, room string) {
 	r.mu.Lock()
+	defer r.runHooks()
 	defer r.mu.Unlock()
 	if r.sockets[s.id] != s {
 		return
@@ -350,7 +376,9 @@ func (r *registry) join(s *Socket, room string) {
 		return
 	}
 	s.rooms[room] = struct{}{}
-	addMember(r.rooms, room, s)
+	if addMember(r.rooms, room, s) {
+		r.roomChanged(room, true)
+	}
 	if r.notify != nil {
 		r.notify(&wire.Envelope{Op: wire.OpJoin, Target: s.id, Room: room})
 	}
@@ -358,13 +386,16 @@ func (r *registry) join(s *Socket, room string) {
 
 func (r *registry) leave(s *Socket, room string) {
 	r.mu.Lock()
+	defer r.runHooks()
 	defer r.mu.Unlock()
 	if r.sockets[s.id] != s {
 		return
 	}
 	if _, ok := s.rooms[room]; ok {
 		delete(s.rooms, room)
-		removeMember(r.rooms, room, s)
+		if removeMember(r.rooms, room, s) {
+			r.roomChanged(room, false)
+		}
 		if r.notify != nil {
 			r.notify(&wire.Envelope{Op: wire.OpLeave, Target: s.id, Room: room})
 		}
@@ -419,19 +450,69 @@ func (r *registry) presence() []wire.Socket {
 	return out
 }
 
-func addMember(m map[string]map[*Socket]struct{}, key string, s *Socket) {
+// roomChanged queues a change for the room hook. r.mu is held.
+func (r *registry) roomChanged(room string, occupied bool) {
+	if r.hook != nil {
+		r.hookQ = append(r.hookQ, roomChange{room, occupied})
+	}
+}
+
+// runHooks calls the room hook with the queued changes, unless another
+// goroutine is at it already. r.mu is not held.
+func (r *registry) runHooks() {
+	r.mu.Lock()
+	if r.hooking || len(r.hookQ) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	r.hooking = true
+	for len(r.hookQ) > 0 {
+		q := r.hookQ
+		r.hookQ = nil
+		r.mu.Unlock()
+		for _, c := range q {
+			r.hook(c.room, c.occupied)
+		}
+		r.mu.Lock()
+	}
+	r.hooking = false
+	r.mu.Unlock()
+}
+
+// inRoom returns a snapshot of the sockets in room.
+func (r *registry) inRoom(room string) []*Socket {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	members := make([]*Socket, 0, len(r.rooms[room]))
+	for s := range r.rooms[room] {
+		members = append(members, s)
+	}
+	return members
+}
+
+// addMember adds s to the set under key and reports whether it is the
+// set's first.
+func addMember(m map[string]map[*Socket]struct{}, key string, s *Socket) (first bool) {
 	set := m[key]
 	if set == nil {
 		set = make(map[*Socket]struct{})
 		m[key] = set
 	}
 	set[s] = struct{}{}
+	return len(set) == 1
 }
 
-func removeMember(m map[string]map[*Socket]struct{}, key string, s *Socket) {
+// removeMember removes s from the set under key and reports whether it
+// was the set's last.
+func removeMember(m map[string]map[*Socket]struct{}, key string, s *Socket) (last bool) {
 	set := m[key]
+	if _, ok := set[s]; !ok {
+		return false
+	}
 	delete(set, s)
 	if len(set) == 0 {
 		delete(m, key)
+		return true
 	}
+	return false
 }

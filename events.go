@@ -21,6 +21,7 @@ func (s *Socket) run() {
 	// The writer finishes the close handshake, or fails at once if the
 	// connection is gone; then nothing of the connection is left running.
 	s.out.writers.Wait()
+	s.out.stopCloseTimer()
 	s.conn.CloseNow()
 	s.stopTimers()
 

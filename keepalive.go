@@ -4,19 +4,27 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // timers are a socket's keepalive, idle and lifetime timers. A stopped or
 // idle timer costs no goroutine; a callback runs briefly when one fires.
 type timers struct {
-	mu      sync.Mutex // guards off and the timers' resets; never held across a ping
+	mu      sync.Mutex // guards off and t; never held across a ping
 	off     bool
-	ping    *time.Timer
-	idle    *time.Timer
-	life    *time.Timer
-	pinging sync.WaitGroup // a keepalive under way, which stop waits for
+	t       [timerCount]*time.Timer // nil for those turned off
+	pinging sync.WaitGroup          // a keepalive under way, which stop waits for
 }
+
+// A socket's timers, by index in timers.t.
+const (
+	pingTimer     = iota // WithPing
+	idleTimer            // WithIdleTimeout
+	readIdleTimer        // WithReadIdleTimeout
+	lifeTimer            // WithMaxLifetime
+	timerCount
+)
 
 func (s *Socket) startTimers() {
 	cfg := &s.ep.cfg
@@ -24,14 +32,16 @@ func (s *Socket) startTimers() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if cfg.pingInterval > 0 {
-		t.ping = time.AfterFunc(cfg.pingInterval, s.keepalive)
+		t.t[pingTimer] = time.AfterFunc(cfg.pingInterval, s.keepalive)
 	}
 	if cfg.idleTimeout > 0 {
-		s.touch()
-		t.idle = time.AfterFunc(cfg.idleTimeout, s.checkIdle)
+		t.t[idleTimer] = time.AfterFunc(cfg.idleTimeout, func() { s.checkIdle(idleTimer, cfg.idleTimeout, &s.lastActive) })
+	}
+	if cfg.readIdle > 0 {
+		t.t[readIdleTimer] = time.AfterFunc(cfg.readIdle, func() { s.checkIdle(readIdleTimer, cfg.readIdle, &s.lastRead) })
 	}
 	if cfg.maxLifetime > 0 {
-		t.life = time.AfterFunc(cfg.maxLifetime, func() { s.out.decide(closeFor(CauseLifetime)) })
+		t.t[lifeTimer] = time.AfterFunc(cfg.maxLifetime, func() { s.out.decide(closeFor(CauseLifetime)) })
 	}
 }
 
@@ -41,7 +51,7 @@ func (s *Socket) stopTimers() {
 	t := &s.timers
 	t.mu.Lock()
 	t.off = true
-	for _, tm := range []*time.Timer{t.ping, t.idle, t.life} {
+	for _, tm := range t.t {
 		if tm != nil {
 			tm.Stop()
 		}
@@ -50,11 +60,11 @@ func (s *Socket) stopTimers() {
 	t.pinging.Wait()
 }
 
-// reset arms tm again for d, unless the timers are stopped.
-func (t *timers) reset(tm *time.Timer, d time.Duration) {
+// reset arms timer i again for d, unless the timers are stopped.
+func (t *timers) reset(i int, d time.Duration) {
 	t.mu.Lock()
 	if !t.off {
-		tm.Reset(d)
+		t.t[i].Reset(d)
 	}
 	t.mu.Unlock()
 }
@@ -88,21 +98,22 @@ func (s *Socket) keepalive() {
 		s.out.decide(closeFor(CausePingTimeout))
 		return
 	}
-	t.reset(t.ping, cfg.pingInterval)
+	t.reset(pingTimer, cfg.pingInterval)
 }
 
-// checkIdle closes the socket if no message went either way for the idle
-// timeout, and otherwise waits for the rest of it.
-func (s *Socket) checkIdle() {
-	timeout := s.ep.cfg.idleTimeout
-	idle := time.Since(s.born) - time.Duration(s.lastActive.Load())
+// checkIdle closes the socket if the last message it counts (last, a
+// time since born) is timeout ago, and otherwise arms timer i for the
+// rest of it. lastActive and lastRead start at zero: at born.
+func (s *Socket) checkIdle(i int, timeout time.Duration, last *atomic.Int64) {
+	idle := time.Since(s.born) - time.Duration(last.Load())
 	if idle >= timeout {
 		s.out.decide(closeFor(CauseIdle))
 		return
 	}
-	s.timers.reset(s.timers.idle, timeout-idle)
+	s.timers.reset(i, timeout-idle)
 }
 
+// touch notes a message either way, for the idle timeout.
 func (s *Socket) touch() {
 	s.lastActive.Store(int64(time.Since(s.born)))
 }

@@ -49,6 +49,7 @@ func Handler(fn Func, opts ...Option) *Endpoint {
 		panic("laf: nil Func")
 	}
 	e := &Endpoint{fn: fn, cfg: newConfig(opts), reg: newRegistry()}
+	e.reg.hook = e.cfg.roomHook
 	e.aborted, e.abort = context.WithCancel(context.Background())
 	if e.cfg.broker != nil {
 		e.cluster = newCluster(e.cfg.broker, e, e.cfg.heartbeat, e.cfg.logger)

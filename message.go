@@ -14,6 +14,7 @@ import (
 type Message struct {
 	data   []byte
 	binary bool
+	key    string // Latest's
 }
 
 // Text returns a text message. It does not copy s.
@@ -51,3 +52,22 @@ func (m Message) Data() []byte { return m.data }
 
 // IsBinary reports whether m goes out as a binary frame.
 func (m Message) IsBinary() bool { return m.binary }
+
+// Latest returns m marked as the latest state of key: when it is queued
+// on a socket that still has an unwritten message with the same key, it
+// replaces that message in its place in the queue, so a socket that reads
+// slowly gets the newest state rather than a backlog of old ones, like
+// Lightstreamer's MERGE mode. Use a key per item of state (a board's
+// cursor frame, a price by symbol).
+//
+// Messages without a key, or with another key, are never dropped by it,
+// and the order of the messages left is kept. It works for every send
+// (Socket.SendMessage, Endpoint.Broadcast, SendRoom, SendIdentity,
+// SendSocket, on any node). A replacement takes no more room in the
+// queue: it is always accepted, whatever the budget, and is counted in
+// Stats.Replaced, apart from the slow policy's drops. A message already
+// being written is not replaced; the new one queues behind it.
+func Latest(key string, m Message) Message {
+	m.key = key
+	return m
+}

@@ -15,6 +15,7 @@ const (
 	DefaultQueueMessages = 256     // outbound messages waiting per socket
 	DefaultQueueBytes    = 1 << 20 // outbound bytes waiting per socket
 	DefaultHeartbeat     = 5 * time.Second
+	DefaultCloseTimeout  = 5 * time.Second // for a graceful close to finish
 )
 
 // An Option configures an Endpoint. Options are applied in order by
@@ -77,6 +78,9 @@ type config struct {
 	pingInterval   time.Duration
 	pongTimeout    time.Duration
 	idleTimeout    time.Duration
+	readIdle       time.Duration
+	closeTimeout   time.Duration
+	roomHook       RoomHook
 	maxLifetime    time.Duration
 	queueMessages  int
 	queueBytes     int
@@ -94,6 +98,7 @@ func newConfig[O Option](opts []O) config {
 		queueMessages: DefaultQueueMessages,
 		queueBytes:    DefaultQueueBytes,
 		heartbeat:     DefaultHeartbeat,
+		closeTimeout:  DefaultCloseTimeout,
 	}
 	for _, o := range opts {
 		o.apply(&c)
@@ -110,6 +115,9 @@ func newConfig[O Option](opts []O) config {
 	}
 	if c.queueBytes <= 0 {
 		c.queueBytes = DefaultQueueBytes
+	}
+	if c.closeTimeout <= 0 {
+		c.closeTimeout = DefaultCloseTimeout
 	}
 	if c.heartbeat <= 0 {
 		c.heartbeat = DefaultHeartbeat
@@ -183,6 +191,43 @@ func WithPing(interval, timeout time.Duration) Option {
 // as messages. Zero (the default) turns it off.
 func WithIdleTimeout(d time.Duration) Option {
 	return option(func(c *config) { c.idleTimeout = d })
+}
+
+// WithReadIdleTimeout closes a socket with 1000 "idle" and cause
+// CauseIdle once the peer has sent no message for d, however much the
+// server sends it: a client that stopped sending while a room's stream
+// keeps flowing to it. Pings and pongs do not count. Zero (the default)
+// turns it off. WithIdleTimeout, which counts messages either way, keeps
+// its meaning, and the two may be used together.
+func WithReadIdleTimeout(d time.Duration) Option {
+	return option(func(c *config) { c.readIdle = d })
+}
+
+// WithCloseTimeout bounds a graceful close (Socket.Close, a handler
+// error, an idle or lifetime close, Shutdown): if writing what was queued,
+// the close frame, and the peer's close frame in reply have not all
+// happened within d of the close being decided, the connection is
+// dropped and the close event fires with the close as decided. The
+// default is DefaultCloseTimeout, 5 s; zero or less means the default.
+func WithCloseTimeout(d time.Duration) Option {
+	return option(func(c *config) { c.closeTimeout = d })
+}
+
+// A RoomHook hears when a room gets its first socket on this Endpoint
+// (occupied true) and when it loses its last (occupied false): when
+// per-room work, such as a ticker that sends the room its state, should
+// start and stop. See WithRoomHook.
+type RoomHook func(room string, occupied bool)
+
+// WithRoomHook calls fn as rooms of this Endpoint become occupied and
+// empty (see RoomHook). Calls come in the order of the changes, one at a
+// time, on the goroutine whose Join, Leave or close made the change (the
+// socket's own, during its close event's setup for a close); fn may call
+// any method of the Endpoint or its sockets, Join and Leave included, and
+// should return promptly. A room emptied by a closing socket is reported
+// just before that socket's close event. Only this node's sockets count.
+func WithRoomHook(fn RoomHook) Option {
+	return option(func(c *config) { c.roomHook = fn })
 }
 
 // WithMaxLifetime closes a socket with 1001 "lifetime" and cause

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -52,6 +53,9 @@ func (s *Socket) readLoop() {
 		s.traffic.bytesIn.Add(uint64(len(msg)))
 		if e.cfg.idleTimeout > 0 {
 			s.touch()
+		}
+		if e.cfg.readIdle > 0 {
+			s.lastRead.Store(int64(time.Since(s.born)))
 		}
 		s.out.beginEvent()
 		ok := s.call(fc)

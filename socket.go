@@ -41,6 +41,7 @@ type Socket struct {
 
 	inHandler  atomic.Bool
 	lastActive atomic.Int64 // since born, in ns; kept only with an idle timeout
+	lastRead   atomic.Int64 // since born, in ns; kept only with a read idle timeout
 
 	valsMu sync.Mutex
 	vals   map[string]any // Set's; made on the first Set
@@ -85,6 +86,21 @@ func (s *Socket) SendJSON(v any) error {
 
 // SendMessage queues m. It returns as Send does.
 func (s *Socket) SendMessage(m Message) error { return s.out.enqueue(m) }
+
+// Buffered returns the bytes of the messages queued on the socket and not
+// yet written, as a browser's WebSocket.bufferedAmount does: a figure to
+// watch for a peer that falls behind.
+func (s *Socket) Buffered() int {
+	n, _ := s.out.figures()
+	return n
+}
+
+// Dropped returns how many messages sent to this socket its slow policy
+// dropped (DropNewest, DropOldest). Latest replacements are not drops.
+func (s *Socket) Dropped() uint64 {
+	_, n := s.out.figures()
+	return n
+}
 
 // Close starts closing the socket with code and reason and returns at
 // once. Messages queued before it are written first; then the close

@@ -18,6 +18,7 @@ type Stats struct {
 	MessagesOut   uint64 `json:"messages_out"`   // messages written to peers
 	BytesOut      uint64 `json:"bytes_out"`      // their payload bytes
 	Dropped       uint64 `json:"dropped"`        // messages dropped by DropNewest or DropOldest
+	Replaced      uint64 `json:"replaced"`       // queued Latest messages replaced by a newer one of the same key
 	SlowClosed    uint64 `json:"slow_closed"`    // sockets closed by CloseSlow
 	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
 	Panics        uint64 `json:"panics"`         // panics recovered from the Func
@@ -49,10 +50,11 @@ func (c CloseCounts) MarshalJSON() ([]byte, error) {
 }
 
 type counters struct {
-	live                                       atomic.Int64
-	accepted, refused                          atomic.Uint64
-	dropped, slowClosed, handlerErrors, panics atomic.Uint64
-	closes                                     [causeCount]atomic.Uint64
+	live                          atomic.Int64
+	accepted, refused             atomic.Uint64
+	dropped, replaced, slowClosed atomic.Uint64
+	handlerErrors, panics         atomic.Uint64
+	closes                        [causeCount]atomic.Uint64
 	// Per-message counters are striped over cache lines, so that sockets
 	// on different cores do not fight over one line; each socket uses one
 	// stripe.
@@ -92,6 +94,7 @@ func (e *Endpoint) Stats() Stats {
 		MessagesOut:   t.messagesOut,
 		BytesOut:      t.bytesOut,
 		Dropped:       c.dropped.Load(),
+		Replaced:      c.replaced.Load(),
 		SlowClosed:    c.slowClosed.Load(),
 		HandlerErrors: c.handlerErrors.Load(),
 		Panics:        c.panics.Load(),

@@ -50,11 +50,13 @@ type outbox struct {
 
 	mu      sync.Mutex
 	state   outState
-	queue   []Message // waiting to be written
-	spare   []Message // the writer's last batch, reused
-	qBytes  int       // bytes queued or being written
-	heldSeq uint64    // counts the times sends were held, so the late flusher releases only the one it saw
-	close   closeSpec // the close decided, valid in closing and closed
+	queue   []Message   // waiting to be written
+	spare   []Message   // the writer's last batch, reused
+	qBytes  int         // bytes queued or being written
+	dropped uint64      // messages the slow policy dropped
+	heldSeq uint64      // counts the times sends were held, so the late flusher releases only the one it saw
+	close   closeSpec   // the close decided, valid in closing and closed
+	closeT  *time.Timer // drops the connection once a graceful close has taken the close timeout
 
 	writers sync.WaitGroup // the running writer, if any
 	writeFn func()         // o.write, made once: "go o.write()" allocates a closure each time
@@ -89,10 +91,20 @@ func (o *outbox) enqueue(m Message) error {
 	if o.state >= outFailed {
 		return ErrClosed
 	}
+	if m.key != "" {
+		for i := range o.queue {
+			if o.queue[i].key == m.key {
+				o.qBytes += len(m.data) - len(o.queue[i].data)
+				o.queue[i] = m
+				stats.replaced.Add(1)
+				return nil // the queue was not empty: its writer is on the way
+			}
+		}
+	}
 	if o.qBytes > 0 && (len(o.queue)+1 > cfg.queueMessages || o.qBytes+len(m.data) > cfg.queueBytes) {
 		switch cfg.slowPolicy {
 		case DropNewest:
-			stats.dropped.Add(1)
+			o.countDropped(1)
 			return ErrQueueFull
 		case DropOldest:
 			n := 0
@@ -103,10 +115,10 @@ func (o *outbox) enqueue(m Message) error {
 			o.dropFront(n)
 			if len(o.queue)+1 > cfg.queueMessages || o.qBytes+len(m.data) > cfg.queueBytes {
 				// What is left is being written; the new message cannot fit.
-				stats.dropped.Add(uint64(n) + 1)
+				o.countDropped(n + 1)
 				return ErrQueueFull
 			}
-			stats.dropped.Add(uint64(n))
+			o.countDropped(n)
 		default:
 			o.decideLocked(closeFor(CauseSlowConsumer))
 			stats.slowClosed.Add(1)
@@ -117,6 +129,20 @@ func (o *outbox) enqueue(m Message) error {
 	o.qBytes += len(m.data)
 	o.kick()
 	return nil
+}
+
+// countDropped counts n messages the slow policy dropped. o.mu is held.
+func (o *outbox) countDropped(n int) {
+	o.dropped += uint64(n)
+	o.s.ep.stats.dropped.Add(uint64(n))
+}
+
+// figures returns the bytes queued or being written, and the messages
+// the slow policy dropped.
+func (o *outbox) figures() (buffered int, dropped uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.qBytes, o.dropped
 }
 
 // dropFront drops the n oldest queued messages. o.mu is held.
@@ -335,6 +361,7 @@ func (o *outbox) decideLocked(c closeSpec) bool {
 		return true
 	}
 	o.state = outClosing
+	o.closeT = time.AfterFunc(o.s.ep.cfg.closeTimeout, o.closeTimedOut)
 	switch prev {
 	case outIdle, outEvent, outHeld:
 		// A held queue is written now, not at the event's end: the close
@@ -342,6 +369,20 @@ func (o *outbox) decideLocked(c closeSpec) bool {
 		o.startWriter()
 	}
 	return true
+}
+
+// closeTimedOut drops the connection of a graceful close that has not
+// finished within the close timeout: the peer does not read, or does not
+// answer the close frame.
+func (o *outbox) closeTimedOut() { o.s.gate.Close() }
+
+// stopCloseTimer stops the close timeout once the close is done.
+func (o *outbox) stopCloseTimer() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closeT != nil {
+		o.closeT.Stop()
+	}
 }
 
 // A socket's own goroutine writes what the socket's event sent once the

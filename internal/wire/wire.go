@@ -10,7 +10,7 @@ import (
 
 // Version is the format's version byte. A node ignores envelopes of
 // another version, so mixed versions in one cluster fail closed.
-const Version = 1
+const Version = 2
 
 // Op says what an envelope asks of the nodes that receive it.
 type Op byte
@@ -46,6 +46,7 @@ type Envelope struct {
 	Room    string
 	Binary  bool
 	Data    []byte
+	Key     string // a laf.Latest message's key, or ""
 	Code    int
 	Reason  string
 	Sockets []Socket
@@ -63,6 +64,7 @@ func Append(b []byte, e *Envelope) []byte {
 	}
 	b = append(b, bin)
 	b = appendBytes(b, e.Data)
+	b = appendString(b, e.Key)
 	b = binary.AppendUvarint(b, uint64(e.Code))
 	b = appendString(b, e.Reason)
 	b = binary.AppendUvarint(b, uint64(len(e.Sockets)))
@@ -117,6 +119,7 @@ func Decode(b []byte) (*Envelope, error) {
 		d.err = true
 	}
 	e.Data = d.bytes()
+	e.Key = d.string()
 	e.Code = int(d.uvarint(1 << 16))
 	e.Reason = d.string()
 	n := d.uvarint(uint64(len(d.b))) // each socket takes at least a byte

@@ -11,6 +11,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, e := range []*Envelope{
 		{Op: OpSend, Origin: "n1", Target: "sock", Data: []byte("hi")},
 		{Op: OpBroadcast, Origin: "n1", Binary: true, Data: []byte{0, 1, 255}},
+		{Op: OpRoom, Origin: "n1", Target: "board", Binary: true, Data: []byte{7}, Key: "cursors"},
 		{Op: OpClose, Origin: "n2", Target: "s", Code: 4001, Reason: "kicked"},
 		{Op: OpSnapshot, Origin: "n3", Sockets: []Socket{
 			{ID: "a", Identity: "alice", Rooms: []string{"r1", "r2"}},
