@@ -31,8 +31,7 @@ func TestEventContextIsLiveAndCarriesRequestValues(t *testing.T) {
 		sendRoomErr error
 	}
 	events := make(chan seen, 10)
-	var ep *laf.Endpoint
-	ep = laf.Handler(func(ctx *laf.FunctionContext) error {
+	ep := laf.Handler(func(ctx *laf.FunctionContext) error {
 		// The context itself is what the send takes: this compiles and
 		// runs inside a Func.
 		var c context.Context = ctx

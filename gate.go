@@ -29,6 +29,15 @@ type gate struct {
 	tcp       *net.TCPConn // the Conn, if TCP: large batches go out with writev
 	mu        sync.Mutex   // held for a whole write, so frames never interleave
 	closeSent atomic.Bool  // set, under mu, before the close frame is written
+	reader    *idleReader  // reads a TCP Conn; nil for others
+}
+
+// Read reads for coder/websocket, holding no buffer while it waits.
+func (g *gate) Read(p []byte) (int, error) {
+	if g.reader != nil {
+		return g.reader.Read(p)
+	}
+	return g.Conn.Read(p)
 }
 
 func newGate(c net.Conn) *gate {
@@ -101,5 +110,6 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.gate = newGate(c)
 	// net/http has flushed the response and left its writer empty.
 	brw.Writer = bufio.NewWriterSize(w.gate, controlBuffer)
+	brw.Reader = frontReader(w.gate, brw.Reader)
 	return w.gate, brw, nil
 }
