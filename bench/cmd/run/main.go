@@ -45,6 +45,13 @@ type config struct {
 	HSWorkers int
 	HSOn      time.Duration
 
+	// The latest-state scenario: LatestN sockets in one room, one in
+	// LatestSlowEvery slow, reading a frame per LatestSlowRead.
+	LatestN, LatestSlowEvery int
+	LatestSlowRead           time.Duration
+	LatestWarm, LatestOn     time.Duration
+	LatestSample             time.Duration
+
 	// Rounds of the echo and handshake scenarios, each in a rotated
 	// order of contenders; the best round of each contender is kept.
 	// BcastRounds is the same for the broadcast scenario.
@@ -68,6 +75,8 @@ func fullConfig() config {
 		BcastCount:  map[int]int{1000: 40, 10000: 20},
 		BcastTimout: 20 * time.Second,
 		HSWorkers:   8, HSOn: 3 * time.Second,
+		LatestN: 1000, LatestSlowEvery: 10, LatestSlowRead: 100 * time.Millisecond,
+		LatestWarm: 2 * time.Second, LatestOn: 10 * time.Second, LatestSample: 100 * time.Millisecond,
 		Rounds:      3,
 		BcastRounds: 2,
 		GoBenchTime: "1000x",
@@ -85,13 +94,14 @@ func quickConfig() config {
 	c.BcastN = []int{1000, 5000}
 	c.BcastCount = map[int]int{1000: 10, 5000: 6}
 	c.HSOn = 1500 * time.Millisecond
+	c.LatestWarm, c.LatestOn = time.Second, 3*time.Second
 	c.Rounds, c.BcastRounds = 1, 1
 	c.RetryBudget, c.WaitBudget = 20*time.Second, 15*time.Second
 	c.GoBenchTime = "100x"
 	return c
 }
 
-var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "gobench", "cluster"}
+var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "latest", "gobench", "cluster"}
 
 func main() {
 	quick := flag.Bool("quick", false, "shorter runs and fewer sockets (about 1-2 minutes)")
@@ -194,6 +204,8 @@ func main() {
 			err = r.broadcast()
 		case "handshake":
 			err = r.handshake()
+		case "latest":
+			err = r.latest()
 		case "gobench":
 			err = r.gobench(modDir)
 		case "cluster":

@@ -207,6 +207,7 @@ func render(res *Results, analysis string) string {
 	renderBroadcast(&b, res)
 	renderHandshake(&b, res)
 	renderGoBench(&b, res)
+	renderLatest(&b, res)
 	b.WriteString(res.Cluster)
 	return b.String()
 }

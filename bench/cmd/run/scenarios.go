@@ -25,6 +25,7 @@ type Results struct {
 	Idle      []IdleRow
 	Broadcast []BcastRow
 	Handshake []HSRow
+	Latest    []LatestRow
 	GoBench   *GoBench
 	Cluster   string // the cluster scenario's section of the report, markdown
 }
@@ -109,8 +110,8 @@ type runner struct {
 	waitUsed  time.Duration
 }
 
-func (r *runner) start(lib string) (*server, error) {
-	s, err := startServer(r.bin, lib, r.tmp)
+func (r *runner) start(lib string, extra ...string) (*server, error) {
+	s, err := startServer(r.bin, lib, r.tmp, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -702,6 +703,6 @@ func (r *runner) cluster(modDir string) error {
 	}
 	// Its headings go one level down, under this report's own section.
 	body := strings.ReplaceAll("\n"+string(table), "\n#", "\n##")
-	r.res.Cluster = "\n## 7. Across nodes (cluster)\n\nFrom `cd examples/cluster && go run ./cmd/clusterbench`, run by `cmd/run` as its last scenario.\n" + body
+	r.res.Cluster = "\n## 8. Across nodes (cluster)\n\nFrom `cd examples/cluster && go run ./cmd/clusterbench`, run by `cmd/run` as its last scenario.\n" + body
 	return nil
 }

@@ -35,12 +35,12 @@ type server struct {
 	log *os.File
 }
 
-func startServer(bin, lib, logDir string) (*server, error) {
+func startServer(bin, lib, logDir string, extra ...string) (*server, error) {
 	logf, err := os.CreateTemp(logDir, "server-"+lib+"-*.log")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-lib", lib, "-addr", "127.0.0.1:0", "-listeners", "4")
+	cmd := exec.Command(bin, append([]string{"-lib", lib, "-addr", "127.0.0.1:0", "-listeners", "4"}, extra...)...)
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -2,7 +2,7 @@
 // for the load client, in its own process so that its memory and CPU can
 // be read from /proc.
 //
-//	server -lib laf -addr 127.0.0.1:0 -listeners 4
+//	server -lib laf -addr 127.0.0.1:0 -listeners 4 [-notsent-lowat 4096]
 //
 // It prints "listening ADDR,ADDR,..." on its first line of output, then
 // serves on every listener:
@@ -10,12 +10,16 @@
 //	GET  /ws                          the WebSocket endpoint
 //	POST /broadcast?size=1024&seq=N   broadcast one text message of size bytes
 //	GET  /stats[?gc=1|free=1]         {"conns","goroutines",...} as JSON
+//	GET  /latest[?slow=1]             the latest-state room's WebSocket endpoint
+//	GET  /latest/stats                the room's servers.LatestStats as JSON
 //	/debug/pprof/                     profiles
 //
 // The broadcast payload holds seq and the time the broadcast began, so
 // the client can tell when every socket has it. /stats?gc=1 runs
 // runtime.GC first; free=1 runs debug.FreeOSMemory (a GC that also
-// returns freed memory to the OS, for RSS readings).
+// returns freed memory to the OS, for RSS readings). The /latest routes
+// exist for the contenders that have a latest-state server (laf, gws):
+// while the room has sockets, it gets a frame 30 times a second.
 package main
 
 import (
@@ -43,6 +47,7 @@ func main() {
 	lib := flag.String("lib", "laf", "contender: "+names())
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on; with port 0, each listener gets its own port")
 	listeners := flag.Int("listeners", 4, "number of listeners (ports)")
+	lowat := flag.Int("notsent-lowat", 0, "TCP_NOTSENT_LOWAT of accepted connections, bytes (0: the kernel's default); the latest-state scenario sets it")
 	flag.Parse()
 
 	l, err := servers.Find(*lib)
@@ -92,6 +97,14 @@ func main() {
 			"num_gc":      ms.NumGC,
 		})
 	})
+	if l.NewLatest != nil {
+		lt := l.NewLatest()
+		mux.Handle("GET /latest", lt)
+		mux.HandleFunc("GET /latest/stats", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(lt.Stats())
+		})
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
@@ -104,6 +117,9 @@ func main() {
 			log.Fatal(err)
 		}
 		addrs = append(addrs, ln.Addr().String())
+		if *lowat > 0 {
+			ln = servers.NotSentLowat(ln, *lowat)
+		}
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(discard{}, "", 0)}
 		go hs.Serve(ln)
 		if !strings.HasSuffix(*addr, ":0") {

@@ -29,6 +29,7 @@ type Target struct {
 
 	http        *http.Client
 	dialers     [sourceIPs]*websocket.Dialer
+	slowDialers [sourceIPs]*websocket.Dialer // with a small receive buffer
 	stuckDialer *websocket.Dialer
 }
 
@@ -67,6 +68,7 @@ func NewTarget(addrs []string) (*Target, error) {
 	block := byte(1 + targets.Add(1)%250)
 	for i := range t.dialers {
 		t.dialers[i] = dialer(sourceIP(block, i), 0)
+		t.slowDialers[i] = dialer(sourceIP(block, i), slowRcvBuf)
 	}
 	t.stuckDialer = dialer(sourceIP(block, 0), 4096)
 	return t, nil
@@ -138,6 +140,11 @@ func (t *Target) Broadcast(size int, seq uint64) error {
 // while it writes. 32 KiB carries every payload in one frame.
 var writePool = &sync.Pool{}
 
+// slowRcvBuf is the receive buffer of the latest-state scenario's slow
+// sockets: small, so that what they do not read waits in the server's
+// queue, where it can be replaced, rather than in the kernel's buffers.
+const slowRcvBuf = 4096
+
 // ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT from linux/in.h.
 const ipBindAddressNoPort = 24
 
@@ -172,7 +179,12 @@ func (t *Target) Dial(ctx context.Context, i int) (*websocket.Conn, error) {
 }
 
 func (t *Target) dialWith(ctx context.Context, d *websocket.Dialer, i int) (*websocket.Conn, error) {
-	u := url.URL{Scheme: "ws", Host: t.Addrs[(i/sourceIPs)%len(t.Addrs)], Path: "/ws"}
+	return t.dialPath(ctx, d, i, "/ws", "")
+}
+
+// dialPath dials path?query with d, as socket number i.
+func (t *Target) dialPath(ctx context.Context, d *websocket.Dialer, i int, path, query string) (*websocket.Conn, error) {
+	u := url.URL{Scheme: "ws", Host: t.Addrs[(i/sourceIPs)%len(t.Addrs)], Path: path, RawQuery: query}
 	c, resp, err := d.DialContext(ctx, u.String(), nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -182,6 +194,11 @@ func (t *Target) dialWith(ctx context.Context, d *websocket.Dialer, i int) (*web
 
 // DialMany opens n sockets with a few dialling goroutines.
 func (t *Target) DialMany(n int) ([]*websocket.Conn, error) {
+	return dialMany(n, t.Dial)
+}
+
+// dialMany opens n sockets with dial and a few dialling goroutines.
+func dialMany(n int, dial func(ctx context.Context, i int) (*websocket.Conn, error)) ([]*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	conns := make([]*websocket.Conn, n)
@@ -201,7 +218,7 @@ func (t *Target) DialMany(n int) ([]*websocket.Conn, error) {
 				var c *websocket.Conn
 				var err error
 				for try := 0; try < 3; try++ { // a full accept queue can refuse a burst
-					if c, err = t.Dial(ctx, i); err == nil {
+					if c, err = dial(ctx, i); err == nil {
 						break
 					}
 					time.Sleep(50 * time.Millisecond)

@@ -121,8 +121,7 @@ func EchoOpen(conns []*websocket.Conn, size, rate int, warmup, dur time.Duration
 	grace := 3 * time.Second
 
 	var sentInWindow atomic.Uint64
-	var expected []atomic.Int64 // per socket: messages sent
-	expected = make([]atomic.Int64, len(conns))
+	expected := make([]atomic.Int64, len(conns)) // per socket: messages sent
 	got := make([]atomic.Int64, len(conns))
 	var senderDone atomic.Bool
 	for i, c := range conns {

@@ -11,6 +11,7 @@ import "fmt"
 const (
 	Echo      = 'E'
 	Broadcast = 'B'
+	Latest    = 'L' // a frame of the latest-state scenario
 )
 
 // HeaderLen is the smallest payload.
