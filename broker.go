@@ -2,36 +2,86 @@ package laf
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
 
 // A Broker carries messages between the nodes of a cluster: every process
 // that serves the same Endpoint behind a load balancer, and any Emitter.
-// laf uses it to deliver sends by socket id, room, identity and
-// broadcast to sockets on other nodes, and to share presence. Adapters for
-// Redis and NATS live in their own modules; NewLocalBroker connects
-// endpoints within one process.
+// Adapters for Redis and NATS live in their own modules; NewLocalBroker
+// connects endpoints within one process. Messages are laf's own encoding
+// and opaque to the broker.
 //
-// laf publishes to one channel per broker; an adapter picks the channel's
-// name. Messages are laf's own encoding and opaque to the broker.
+// A broker has channels, named by laf. Channel "" is the broker's own
+// channel, which every node hears: laf sends broadcasts, beats and
+// presence queries there. Each node also has a channel of its own, which
+// pushes and closes by socket id go to (a socket's id names its node),
+// and, while it holds a member, the channel of each room and identity it
+// has sockets in. So a push by id reaches one node, and a send to a room
+// reaches only the nodes with members. Adapters map laf's names to the
+// engine's (a prefix, a subject token); names are short, of the
+// characters [A-Za-z0-9_.-].
 //
 // Delivery is at most once: a message published while a node is cut off
-// from the broker is lost for that node. Messages from one publisher
-// arrive in the order it published them, if the broker keeps that order
-// (Redis and NATS do, for one connection).
+// from the broker is lost for that node. Messages that one publisher
+// publishes to a node arrive in the order it published them, whatever
+// their channels, if the broker keeps that order for one connection
+// (Redis and NATS do) and the adapter delivers a node's channels from one
+// connection in order, as these do.
 type Broker interface {
-	// Publish sends msg to every subscriber of the broker, including the
-	// publisher's own. It returns an error if the message could not be
-	// handed to the broker.
+	// Publish sends msg to every subscriber of channel "". It returns an
+	// error if the message could not be handed to the broker.
 	Publish(ctx context.Context, msg []byte) error
-	// Subscribe calls fn with every message published from the time it
-	// returns, one call at a time, until ctx is done; fn owns msg. It
-	// returns once the subscription is active, or the error that stopped
-	// it. After that the broker reconnects and resubscribes by itself
-	// whenever its connection is lost.
+	// Subscribe calls fn with every message published to channel "" from
+	// the time it returns, one call at a time, until ctx is done; fn owns
+	// msg. It returns once the subscription is active, or the error that
+	// stopped it. After that the broker reconnects and resubscribes by
+	// itself whenever its connection is lost. laf itself uses Open.
 	Subscribe(ctx context.Context, fn func(msg []byte)) error
+	// PublishTo sends msg to every subscriber of channel. It returns how
+	// many subscriptions the broker handed it to, if the broker can tell
+	// (Redis counts them; NATS says 0 or 1, for none or some), or -1 if it
+	// cannot; or an error if the message could not be handed to the
+	// broker. laf relies on 0 being true: it then answers ErrNotFound.
+	PublishTo(ctx context.Context, channel string, msg []byte) (receivers int, err error)
+	// Open starts a set of subscriptions, empty at first, whose channels
+	// change while it runs (Channels), and calls fn with every message
+	// published to any of them, one call at a time, in the order the
+	// broker delivered them, until ctx is done; fn owns msg. The broker
+	// reconnects by itself, and subscribes again to every channel the set
+	// holds, whenever its connection is lost.
+	Open(ctx context.Context, fn func(msg []byte)) (Channels, error)
 }
+
+// Channels is a set of a broker's channels that one Open subscribed to.
+// Its methods are safe for concurrent use.
+type Channels interface {
+	// Subscribe adds channel to the set. It returns once the broker has
+	// confirmed the subscription, so that a message published afterwards
+	// by anyone is delivered; or with an error, after which the adapter
+	// may still subscribe once reconnected, and calling it again is safe.
+	Subscribe(ctx context.Context, channel string) error
+	// Unsubscribe removes channel from the set. Messages already on their
+	// way may still arrive.
+	Unsubscribe(ctx context.Context, channel string) error
+}
+
+// A BrokerError is returned by a send that the broker did not take for
+// other nodes. Local is how many of this node's sockets the message was
+// queued on all the same (Broadcast, SendRoom and SendIdentity serve
+// local sockets first): retrying the whole send would give them the
+// message twice. Unwrap returns the broker's error.
+type BrokerError struct {
+	Local int
+	Err   error
+}
+
+func (e *BrokerError) Error() string {
+	return fmt.Sprintf("laf: broker: %v (delivered to %d local sockets)", e.Err, e.Local)
+}
+
+func (e *BrokerError) Unwrap() error { return e.Err }
 
 // WithBroker makes the Endpoint one node of a cluster joined by b: sends
 // by id, room, identity and broadcast, and CloseSocket, reach sockets on
@@ -41,11 +91,13 @@ func WithBroker(b Broker) Option {
 	return option(func(c *config) { c.broker = b })
 }
 
-// WithHeartbeat sets how often a node publishes its presence (default
-// DefaultHeartbeat, 5 s). A node not heard from for three heartbeats is
-// dropped from presence, so a node that dies without saying goodbye
-// disappears within 3×d plus the broker's latency. Zero or less means the
-// default.
+// WithHeartbeat sets how often a node publishes its beat, a summary of a
+// few bytes (default DefaultHeartbeat, 5 s). A node not heard from for
+// three heartbeats, while this node hears its own, is dropped from
+// presence, so a node that dies without saying goodbye, and whose broker
+// connection stays open, disappears within 3×d plus the broker's latency;
+// one whose connection the broker sees close is refused sends at once.
+// Zero or less means the default.
 func WithHeartbeat(d time.Duration) EmitterOption {
 	return sharedOption(func(c *config) { c.heartbeat = d })
 }
@@ -54,21 +106,26 @@ func WithHeartbeat(d time.Duration) EmitterOption {
 // in one process, for tests and for running several endpoints as one. It
 // delivers synchronously, in publish order.
 type LocalBroker struct {
-	mu   sync.RWMutex
-	subs map[*localSub]struct{}
+	mu    sync.RWMutex
+	subs  map[*localSub]struct{}
+	chans map[string]map[*localSub]struct{}
 }
 
+// localSub is one Subscribe, or one Open's set of channels.
 type localSub struct {
-	mu sync.Mutex
-	fn func([]byte)
+	b      *LocalBroker
+	ctx    context.Context
+	mu     sync.Mutex // one call of fn at a time
+	fn     func([]byte)
+	joined map[string]struct{} // guarded by b.mu
 }
 
 // NewLocalBroker returns an in-process broker.
 func NewLocalBroker() *LocalBroker {
-	return &LocalBroker{subs: make(map[*localSub]struct{})}
+	return &LocalBroker{subs: make(map[*localSub]struct{}), chans: make(map[string]map[*localSub]struct{})}
 }
 
-// Publish calls every subscriber with its own copy of msg.
+// Publish calls every subscriber of channel "" with its own copy of msg.
 func (b *LocalBroker) Publish(ctx context.Context, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -76,16 +133,49 @@ func (b *LocalBroker) Publish(ctx context.Context, msg []byte) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for s := range b.subs {
-		s.mu.Lock()
-		s.fn(append([]byte(nil), msg...))
-		s.mu.Unlock()
+		s.deliver(msg)
+	}
+	for s := range b.chans[""] {
+		s.deliver(msg)
 	}
 	return nil
 }
 
-// Subscribe adds fn until ctx is done.
+// PublishTo calls every subscriber of channel with its own copy of msg,
+// and returns how many there were.
+func (b *LocalBroker) PublishTo(ctx context.Context, channel string, msg []byte) (int, error) {
+	if channel == "" {
+		b.mu.RLock()
+		n := len(b.subs) + len(b.chans[""])
+		b.mu.RUnlock()
+		return n, b.Publish(ctx, msg)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	set := b.chans[channel]
+	for s := range set {
+		s.deliver(msg)
+	}
+	return len(set), nil
+}
+
+func (s *localSub) deliver(msg []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() == nil {
+		s.fn(append([]byte(nil), msg...))
+	}
+}
+
+// Subscribe adds fn to channel "" until ctx is done.
 func (b *LocalBroker) Subscribe(ctx context.Context, fn func([]byte)) error {
-	s := &localSub{fn: fn}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s := &localSub{b: b, ctx: ctx, fn: fn}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -95,4 +185,60 @@ func (b *LocalBroker) Subscribe(ctx context.Context, fn func([]byte)) error {
 		b.mu.Unlock()
 	})
 	return nil
+}
+
+// Open returns an empty set of channels that calls fn until ctx is done.
+func (b *LocalBroker) Open(ctx context.Context, fn func([]byte)) (Channels, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := &localSub{b: b, ctx: ctx, fn: fn, joined: make(map[string]struct{})}
+	context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for ch := range s.joined {
+			b.leave(s, ch)
+		}
+	})
+	return s, nil
+}
+
+// Subscribe adds channel to the set.
+func (s *localSub) Subscribe(ctx context.Context, channel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b := s.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	set := b.chans[channel]
+	if set == nil {
+		set = make(map[*localSub]struct{})
+		b.chans[channel] = set
+	}
+	set[s] = struct{}{}
+	s.joined[channel] = struct{}{}
+	return nil
+}
+
+// Unsubscribe removes channel from the set.
+func (s *localSub) Unsubscribe(ctx context.Context, channel string) error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.leave(s, channel)
+	return nil
+}
+
+// leave removes s from channel. b.mu is held.
+func (b *LocalBroker) leave(s *localSub, channel string) {
+	delete(s.joined, channel)
+	if set := b.chans[channel]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(b.chans, channel)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package laf_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,58 +14,186 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// cuttable wraps a client of a LocalBroker so a test can cut it off.
-type cuttable struct {
-	b   *laf.LocalBroker
-	cut atomic.Bool
+var errDown = errors.New("broker down")
+
+// faulty is one node's client of a shared LocalBroker that a test can
+// take down (publishes fail and nothing is heard, but subscriptions are
+// kept, as an adapter resubscribes after an outage) or kill (its
+// subscriptions go too, as when its process dies and the broker sees the
+// connection close).
+type faulty struct {
+	b    *laf.LocalBroker
+	down atomic.Bool
+
+	mu      sync.Mutex
+	cancels []context.CancelFunc
 }
 
-func (c *cuttable) Publish(ctx context.Context, msg []byte) error {
-	if c.cut.Load() {
-		return errors.New("cut off")
+func (f *faulty) track(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	f.mu.Lock()
+	f.cancels = append(f.cancels, cancel)
+	f.mu.Unlock()
+	return ctx
+}
+
+func (f *faulty) kill() {
+	f.down.Store(true)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, cancel := range f.cancels {
+		cancel()
 	}
-	return c.b.Publish(ctx, msg)
 }
 
-func (c *cuttable) Subscribe(ctx context.Context, fn func([]byte)) error {
-	return c.b.Subscribe(ctx, func(msg []byte) {
-		if !c.cut.Load() {
+func (f *faulty) Publish(ctx context.Context, msg []byte) error {
+	if f.down.Load() {
+		return errDown
+	}
+	return f.b.Publish(ctx, msg)
+}
+
+func (f *faulty) PublishTo(ctx context.Context, channel string, msg []byte) (int, error) {
+	if f.down.Load() {
+		return 0, errDown
+	}
+	return f.b.PublishTo(ctx, channel, msg)
+}
+
+func (f *faulty) hear(fn func([]byte)) func([]byte) {
+	return func(msg []byte) {
+		if !f.down.Load() {
 			fn(msg)
 		}
-	})
+	}
+}
+
+func (f *faulty) Subscribe(ctx context.Context, fn func([]byte)) error {
+	return f.b.Subscribe(f.track(ctx), f.hear(fn))
+}
+
+func (f *faulty) Open(ctx context.Context, fn func([]byte)) (laf.Channels, error) {
+	chans, err := f.b.Open(f.track(ctx), f.hear(fn))
+	if err != nil {
+		return nil, err
+	}
+	return &faultyChannels{f: f, Channels: chans}, nil
+}
+
+type faultyChannels struct {
+	f *faulty
+	laf.Channels
+}
+
+func (c *faultyChannels) Subscribe(ctx context.Context, channel string) error {
+	if c.f.down.Load() {
+		return errDown
+	}
+	return c.Channels.Subscribe(ctx, channel)
 }
 
 func TestLocalBroker(t *testing.T) {
 	shared := laf.NewLocalBroker()
 	laftest.TestBroker(t, func(testing.TB) (laf.Broker, func()) {
-		c := &cuttable{b: shared}
-		return c, func() { c.cut.Store(true) }
+		f := &faulty{b: shared}
+		return f, f.kill
 	})
 }
 
-func TestResyncAfterBrokerComesBack(t *testing.T) {
+func TestLocalBrokerOutage(t *testing.T) {
 	shared := laf.NewLocalBroker()
-	ca, cb := &cuttable{b: shared}, &cuttable{b: shared}
-	echo := func(*laf.FunctionContext) error { return nil }
-	// A heartbeat of an hour: only the resync can repair presence here.
-	a := laftest.NewServer(t, echo, laf.WithBroker(ca), laf.WithHeartbeat(time.Hour))
-	b := laftest.NewServer(t, echo, laf.WithBroker(cb), laf.WithHeartbeat(time.Hour))
-	a1 := a.Dial(t)
-	b.Dial(t)
-	require.Eventually(t, func() bool { return b.Endpoint.Presence().Count() == 2 }, laftest.DefaultTimeout, time.Millisecond)
-	var a1ID string
-	a.Endpoint.Range(func(s *laf.Socket) bool { a1ID = s.ID(); return false })
+	a, b := &faulty{b: shared}, &faulty{b: shared}
+	laftest.TestBrokerOutage(t, a, b, func() {
+		a.down.Store(true)
+		b.down.Store(true)
+	}, func() {
+		a.down.Store(false)
+		b.down.Store(false)
+	})
+}
 
-	cb.cut.Store(true)
-	assert.Error(t, b.Endpoint.Broadcast(context.Background(), laf.Text("lost")))
-	assert.Equal(t, uint64(1), b.Endpoint.Stats().PublishErrors)
-	a1.Close(1000, "")
-	require.Eventually(t, func() bool { return a.Endpoint.Len() == 0 }, laftest.DefaultTimeout, time.Millisecond)
-	assert.True(t, b.Endpoint.Presence().Online(a1ID), "b was cut off, so it cannot know yet")
+// TestSocketIDNamesItsNode checks that with a broker a socket's id starts
+// with its node's id, and that an id naming no node is refused at once.
+func TestSocketIDNamesItsNode(t *testing.T) {
+	shared := laf.NewLocalBroker()
+	greet := func(ctx *laf.FunctionContext) error {
+		if ctx.Method == laf.MethodConnection {
+			return ctx.Socket.Send(ctx.Socket.ID())
+		}
+		return nil
+	}
+	a := laftest.NewServer(t, greet, laf.WithBroker(shared))
+	b := laftest.NewServer(t, greet, laf.WithBroker(shared))
+	ida, idb := a.Dial(t).ReadText(), b.Dial(t).ReadText()
+	nodeA, _, ok := cutDot(ida)
+	require.True(t, ok, "id %q names no node", ida)
+	nodeB, _, _ := cutDot(idb) // b answers for its own node at once
+	assert.NotEqual(t, nodeA, nodeB)
+	assert.GreaterOrEqual(t, len(ida), len(nodeA)+1+22, "128 random bits after the node")
 
-	cb.cut.Store(false)
-	require.NoError(t, b.Endpoint.Broadcast(context.Background(), laf.Text("back")))
-	require.Eventually(t, func() bool { return !b.Endpoint.Presence().Online(a1ID) }, laftest.DefaultTimeout, time.Millisecond,
-		"presence not resynced after the broker came back")
-	assert.Equal(t, 1, b.Endpoint.Presence().Count())
+	for _, id := range []string{"no-dot", "nonode.xyz", nodeB + ".gone"} {
+		assert.ErrorIs(t, b.Endpoint.SendSocket(context.Background(), id, laf.Text("x")), laf.ErrNotFound, id)
+	}
+	// Without a broker ids are as before: no node.
+	solo := laftest.NewServer(t, greet)
+	_, _, ok = cutDot(solo.Dial(t).ReadText())
+	assert.False(t, ok)
+}
+
+func cutDot(s string) (string, string, bool) {
+	for i := range len(s) {
+		if s[i] == '.' {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// TestBroadcastSaysWhatWasDelivered checks that a Broadcast the broker
+// refuses says how many local sockets got it, so a caller need not retry
+// them.
+func TestBroadcastSaysWhatWasDelivered(t *testing.T) {
+	f := &faulty{b: laf.NewLocalBroker()}
+	srv := laftest.NewServer(t, func(*laf.FunctionContext) error { return nil }, laf.WithBroker(f))
+	c1, c2 := srv.Dial(t), srv.Dial(t)
+	require.Eventually(t, func() bool { return srv.Endpoint.Len() == 2 }, laftest.DefaultTimeout, time.Millisecond)
+	f.down.Store(true)
+	err := srv.Endpoint.Broadcast(context.Background(), laf.Text("hi"))
+	var be *laf.BrokerError
+	require.ErrorAs(t, err, &be)
+	assert.Equal(t, 2, be.Local)
+	assert.ErrorIs(t, err, errDown)
+	c1.ExpectText("hi")
+	c2.ExpectText("hi")
+	assert.Equal(t, uint64(1), srv.Endpoint.Stats().PublishErrors)
+	assert.Equal(t, "down", srv.Endpoint.Stats().Broker)
+	assert.ErrorIs(t, srv.Endpoint.Ready(), laf.ErrNotReady)
+}
+
+// TestReady checks Ready and the broker's state in Stats through an
+// outage.
+func TestReady(t *testing.T) {
+	solo := laftest.NewServer(t, func(*laf.FunctionContext) error { return nil })
+	require.NoError(t, solo.Endpoint.Ready())
+	assert.Equal(t, "", solo.Endpoint.Stats().Broker)
+	assert.Equal(t, 0, solo.Endpoint.Stats().Nodes)
+
+	shared := laf.NewLocalBroker()
+	f := &faulty{b: shared}
+	hb := 50 * time.Millisecond
+	a := laftest.NewServer(t, func(*laf.FunctionContext) error { return nil }, laf.WithBroker(f), laf.WithHeartbeat(hb))
+	laftest.NewServer(t, func(*laf.FunctionContext) error { return nil }, laf.WithBroker(shared), laf.WithHeartbeat(hb))
+	require.Eventually(t, func() bool { return a.Endpoint.Ready() == nil && a.Endpoint.Stats().Nodes == 2 },
+		laftest.DefaultTimeout, time.Millisecond)
+	assert.Equal(t, "up", a.Endpoint.Stats().Broker)
+	f.down.Store(true)
+	require.Eventually(t, func() bool { return errors.Is(a.Endpoint.Ready(), laf.ErrNotReady) }, laftest.DefaultTimeout, time.Millisecond)
+	assert.ErrorIs(t, a.Endpoint.Ready(), errDown)
+	assert.Equal(t, "down", a.Endpoint.Stats().Broker)
+	// Ten heartbeats cut off: the other node is kept all the same.
+	time.Sleep(10 * hb)
+	assert.Equal(t, 2, a.Endpoint.Stats().Nodes)
+	f.down.Store(false)
+	require.Eventually(t, func() bool { return a.Endpoint.Ready() == nil }, laftest.DefaultTimeout, time.Millisecond)
+	assert.Equal(t, 2, a.Endpoint.Presence().Nodes())
 }

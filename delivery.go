@@ -7,9 +7,19 @@ import (
 )
 
 // SendSocket queues m on the socket with the given id, on this node or,
-// with a broker, on any node. It returns ErrNotFound if no node has it
-// (as far as presence knows), the error of the publish if the broker
-// refused it, or what Socket.SendMessage returns for a local socket.
+// with a broker, on any node.
+//
+// A local socket is served directly: SendSocket returns what
+// Socket.SendMessage returns, or ErrNotFound if this node has no such
+// socket. With a broker, a socket's id names its node, and the send is
+// published to that node's channel alone. SendSocket then returns
+// ErrNotFound at once if the id names no node, or a node that said
+// goodbye, fell silent for three heartbeats, or whose channel the broker
+// has no subscriber for (Redis and NATS see a killed process's connection
+// close at once); a *BrokerError if the broker refused the send; and nil
+// once the broker took it. Delivery is then at most once: if the socket
+// closed a moment before, or the node dies before writing it, the message
+// is dropped without an error.
 func (e *Endpoint) SendSocket(ctx context.Context, id string, m Message) error {
 	if s, ok := e.Socket(id); ok {
 		return s.out.enqueue(m)
@@ -17,34 +27,43 @@ func (e *Endpoint) SendSocket(ctx context.Context, id string, m Message) error {
 	if e.cluster == nil {
 		return ErrNotFound
 	}
-	return e.cluster.sendSocket(ctx, id, m)
+	return e.cluster.sendSocket(ctx, id, messageEnvelope(wire.OpSend, "", m))
 }
 
 // Broadcast queues m on every live socket, on every node with a broker.
 // It holds no lock while any socket writes, and a socket over its queue
 // budget is handled by the SlowPolicy without delaying the others. The
-// payload is shared, not copied per socket. Local sockets get m even if
-// publishing to the broker fails, which Broadcast then returns.
+// payload is shared, not copied per socket. Local sockets get m first;
+// if the broker then refuses it, Broadcast returns a *BrokerError whose
+// Local says how many local sockets got it, so that a caller does not
+// retry what was delivered.
 func (e *Endpoint) Broadcast(ctx context.Context, m Message) error {
-	e.broadcastLocal(m)
-	return e.publish(ctx, wire.OpBroadcast, "", m)
+	local := e.broadcastLocal(m)
+	if e.cluster == nil {
+		return nil
+	}
+	return e.cluster.broadcast(ctx, m, local)
 }
 
-func (e *Endpoint) broadcastLocal(m Message) {
-	e.reg.sendAll(m)
+func (e *Endpoint) broadcastLocal(m Message) int {
+	return e.reg.sendAll(m)
 }
 
-// SendRoom queues m on every socket in room, as Broadcast does. It
-// returns ErrNotFound, and sends nothing, if no socket is in room: none
-// on this node and, with a broker, none on another as far as presence
-// knows.
+// SendRoom queues m on every socket in room, as Broadcast does: on this
+// node's members directly and, with a broker, through the room's
+// channel, which only nodes with members hold. It returns ErrNotFound,
+// and sends nothing, if no socket is in room: none on this node and none
+// on a node holding the room's channel, as the broker counts its
+// subscribers. A *BrokerError says the broker refused it after local
+// members got it.
 func (e *Endpoint) SendRoom(ctx context.Context, room string, m Message) error {
 	return e.sendTo(ctx, wire.OpRoom, room, m)
 }
 
 // SendIdentity queues m on every socket whose AuthFunc attached identity
-// (every tab of one user, say), as Broadcast does. It returns ErrNotFound,
-// and sends nothing, if no socket has identity, as SendRoom does.
+// (every tab of one user, say), as SendRoom does, through the identity's
+// channel. It returns ErrNotFound, and sends nothing, if no socket has
+// identity.
 func (e *Endpoint) SendIdentity(ctx context.Context, identity string, m Message) error {
 	return e.sendTo(ctx, wire.OpIdentity, identity, m)
 }
@@ -56,20 +75,13 @@ func (e *Endpoint) sendTo(ctx context.Context, op wire.Op, key string, m Message
 		index = byIdentity
 	}
 	local := e.reg.sendTo(index, key, m)
-	if e.cluster == nil || (local == 0 && !e.cluster.remoteMembers(op, key)) {
+	if e.cluster == nil {
 		if local == 0 {
 			return ErrNotFound
 		}
 		return nil
 	}
-	return e.cluster.publishMessage(ctx, op, key, m)
-}
-
-func (e *Endpoint) publish(ctx context.Context, op wire.Op, target string, m Message) error {
-	if e.cluster == nil {
-		return nil
-	}
-	return e.cluster.publishMessage(ctx, op, target, m)
+	return e.cluster.sendKey(ctx, op, key, m, local)
 }
 
 // deliverLocal serves a send that another node published.
@@ -94,7 +106,8 @@ func (e *Endpoint) deliverLocal(env *wire.Envelope) {
 }
 
 // CloseSocket closes the socket with the given id, on any node with a
-// broker, as Socket.Close does. It returns ErrNotFound if no node has it.
+// broker, as Socket.Close does. It returns ErrNotFound as SendSocket
+// does.
 func (e *Endpoint) CloseSocket(ctx context.Context, id string, code int, reason string) error {
 	if s, ok := e.Socket(id); ok {
 		return s.Close(code, reason)

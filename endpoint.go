@@ -233,9 +233,15 @@ type registry struct {
 	byIdent  map[string]map[*Socket]struct{}
 	rooms    map[string]map[*Socket]struct{}
 	shutting bool
-	// notify, if set, hears every change of presence, in order, under mu.
-	// It must not block.
-	notify func(*wire.Envelope)
+	// notify, if set, hears under mu, without blocking: wire.OpBeat with
+	// "" when a socket comes or goes, and wire.OpRoom or wire.OpIdentity
+	// with the key when a room or identity gets its first socket or loses
+	// its last. The cluster holds a room's or identity's channel while it
+	// has local members.
+	notify func(op wire.Op, key string)
+	// idPrefix, set by the cluster before any socket, starts every socket
+	// id: the node's id and a dot, so that a push by id finds its node.
+	idPrefix string
 	// hook, if set, hears rooms become occupied and empty: the changes
 	// queue in hookQ under mu, and one goroutine at a time (hooking)
 	// calls hook with them, in order, without the lock.
@@ -284,13 +290,13 @@ func (r *registry) add(s *Socket) bool {
 	if r.shutting {
 		return false
 	}
+	// No one else has s yet: its id is the upgrade's until now.
+	s.id = r.idPrefix + s.id
 	r.sockets[s.id] = s
-	if s.identity != "" {
-		addMember(r.byIdent, s.identity, s)
+	if s.identity != "" && addMember(r.byIdent, s.identity, s) {
+		r.notifyChange(wire.OpIdentity, s.identity)
 	}
-	if r.notify != nil {
-		r.notify(&wire.Envelope{Op: wire.OpAdd, Sockets: []wire.Socket{{ID: s.id, Identity: s.identity}}})
-	}
+	r.notifyChange(wire.OpBeat, "")
 	return true
 }
 
@@ -300,17 +306,23 @@ func (r *registry) remove(s *Socket) {
 	defer r.runHooks()
 	defer r.mu.Unlock()
 	delete(r.sockets, s.id)
-	if s.identity != "" {
-		removeMember(r.byIdent, s.identity, s)
+	if s.identity != "" && removeMember(r.byIdent, s.identity, s) {
+		r.notifyChange(wire.OpIdentity, s.identity)
 	}
 	// s.rooms stays, for Socket.Rooms in the close event.
 	for room := range s.rooms {
 		if removeMember(r.rooms, room, s) {
 			r.roomChanged(room, false)
+			r.notifyChange(wire.OpRoom, room)
 		}
 	}
+	r.notifyChange(wire.OpBeat, "")
+}
+
+// notifyChange tells notify, if set, of a change. r.mu is held.
+func (r *registry) notifyChange(op wire.Op, key string) {
 	if r.notify != nil {
-		r.notify(&wire.Envelope{Op: wire.OpRemove, Target: s.id})
+		r.notify(op, key)
 	}
 }
 
@@ -338,13 +350,14 @@ func (r *registry) all() []*Socket {
 	return live
 }
 
-// sendAll queues m on every live socket.
-func (r *registry) sendAll(m Message) {
+// sendAll queues m on every live socket and returns how many there are.
+func (r *registry) sendAll(m Message) int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for _, s := range r.sockets {
 		s.out.enqueue(m)
 	}
+	return len(r.sockets)
 }
 
 // sendTo queues m on every socket in the index under key, a room's
@@ -378,9 +391,7 @@ func (r *registry) join(s *Socket, room string) {
 	s.rooms[room] = struct{}{}
 	if addMember(r.rooms, room, s) {
 		r.roomChanged(room, true)
-	}
-	if r.notify != nil {
-		r.notify(&wire.Envelope{Op: wire.OpJoin, Target: s.id, Room: room})
+		r.notifyChange(wire.OpRoom, room)
 	}
 }
 
@@ -395,9 +406,7 @@ func (r *registry) leave(s *Socket, room string) {
 		delete(s.rooms, room)
 		if removeMember(r.rooms, room, s) {
 			r.roomChanged(room, false)
-		}
-		if r.notify != nil {
-			r.notify(&wire.Envelope{Op: wire.OpLeave, Target: s.id, Room: room})
+			r.notifyChange(wire.OpRoom, room)
 		}
 	}
 }
@@ -433,21 +442,6 @@ func (r *registry) roomIDs(room string) []string {
 		ids = append(ids, s.id)
 	}
 	return ids
-}
-
-// presence returns every live socket as the cluster publishes it.
-func (r *registry) presence() []wire.Socket {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]wire.Socket, 0, len(r.sockets))
-	for _, s := range r.sockets {
-		ws := wire.Socket{ID: s.id, Identity: s.identity}
-		for room := range s.rooms {
-			ws.Rooms = append(ws.Rooms, room)
-		}
-		out = append(out, ws)
-	}
-	return out
 }
 
 // roomChanged queues a change for the room hook. r.mu is held.

@@ -23,6 +23,13 @@ type Stats struct {
 	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
 	Panics        uint64 `json:"panics"`         // panics recovered from the Func
 	PublishErrors uint64 `json:"publish_errors"` // sends to other nodes the broker did not take
+	// Broker is the broker's state as this node sees it: "" without a
+	// broker, "starting" until its channels are held, "up", or "down"
+	// while publishes fail or it does not hear its own beats.
+	Broker string `json:"broker,omitempty"`
+	// Nodes is how many endpoints this node knows of, itself included, as
+	// Presence().Nodes() says; 0 without a broker.
+	Nodes int `json:"nodes,omitempty"`
 	// Closes counts closed sockets by the cause of their close event:
 	// Closes[CauseIdle] is how many closed idle. It answers "why do my
 	// sockets drop?".
@@ -99,6 +106,8 @@ func (e *Endpoint) Stats() Stats {
 		HandlerErrors: c.handlerErrors.Load(),
 		Panics:        c.panics.Load(),
 		PublishErrors: e.publishErrors(),
+		Broker:        e.brokerState(),
+		Nodes:         e.nodes(),
 		Closes:        closes,
 	}
 }

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/lafgo/laf"
+	"github.com/lafgo/laf/internal/wire"
 )
 
 // BrokerFactory returns a new client of one shared broker, one per node,
@@ -27,8 +30,129 @@ const BrokerHeartbeat = 100 * time.Millisecond
 // broker, push by id to other nodes (and report unknown ids), broadcast
 // to every socket exactly once, send to rooms and identities across
 // nodes, agree on presence, drop a node that dies from presence, and
-// take sends from an Emitter. Adapters call it from their own tests.
+// take sends from an Emitter. It checks the broker's channels (publish
+// to one, count its subscribers, subscribe and unsubscribe while
+// running, keep one publisher's order across channels) and that sends go
+// only where they must: a push by id to the node that holds the socket,
+// a room send to the nodes with members. It checks the faults: a node
+// that shuts down leaves presence at once and never comes back, and a
+// send to a socket of a node that died is refused within a heartbeat.
+// Adapters call it from their own tests.
 func TestBroker(t *testing.T, newBroker BrokerFactory) {
+	t.Run("Channels", func(t *testing.T) {
+		a, _ := newBroker(t)
+		b, _ := newBroker(t)
+		channels(t, a, b)
+	})
+	t.Run("PushReachesOneNode", func(t *testing.T) {
+		c := newTestCluster(t, newBroker, 3, 1)
+		target := c.sockets[2][0]
+		before := c.counts()
+		for i := range 20 {
+			c.require(c.nodes[0].Endpoint.SendSocket(context.Background(), target.id, laf.Text(fmt.Sprint("push ", i))))
+		}
+		for i := range 20 {
+			target.conn.ExpectText(fmt.Sprint("push ", i))
+		}
+		after := c.counts()
+		if got := after[2].get(wire.OpSend) - before[2].get(wire.OpSend); got != 20 {
+			t.Fatalf("holding node got %d pushes, want 20", got)
+		}
+		for _, n := range []int{0, 1} {
+			if got := after[n].get(wire.OpSend) - before[n].get(wire.OpSend); got != 0 {
+				t.Fatalf("node %d, which does not hold the socket, got %d pushes", n, got)
+			}
+		}
+	})
+	t.Run("RoomsByInterest", func(t *testing.T) {
+		c := newTestCluster(t, newBroker, 3, 2)
+		for _, s := range c.sockets[2] {
+			s.conn.Send("join blue")
+			s.conn.ExpectText("joined blue")
+		}
+		c.eventually("room members seen", func() bool { return len(c.nodes[0].Endpoint.Presence().RoomMembers("blue")) == 2 })
+		before := c.counts()
+		c.require(c.nodes[0].Endpoint.SendRoom(context.Background(), "blue", laf.Text("blue news")))
+		for _, s := range c.sockets[2] {
+			s.conn.ExpectText("blue news")
+		}
+		after := c.counts()
+		if got := after[2].get(wire.OpRoom) - before[2].get(wire.OpRoom); got != 1 {
+			t.Fatalf("node with members got the room send %d times, want 1", got)
+		}
+		if got := after[1].get(wire.OpRoom) - before[1].get(wire.OpRoom); got != 0 {
+			t.Fatalf("node without members got the room send %d times, want 0", got)
+		}
+		// Nobody in a room: ErrNotFound, from any node and an Emitter.
+		if err := c.nodes[0].Endpoint.SendRoom(context.Background(), "nobody-here", laf.Text("x")); !errors.Is(err, laf.ErrNotFound) {
+			t.Fatalf("room with no members: %v, want ErrNotFound", err)
+		}
+		if err := c.nodes[0].Endpoint.SendIdentity(context.Background(), "carol", laf.Text("x")); !errors.Is(err, laf.ErrNotFound) {
+			t.Fatalf("identity with no sockets: %v, want ErrNotFound", err)
+		}
+		// Once the last member leaves, the room's channel goes too.
+		for _, s := range c.sockets[2] {
+			s.conn.Close(1000, "")
+		}
+		c.eventually("empty room refused", func() bool {
+			return errors.Is(c.nodes[0].Endpoint.SendRoom(context.Background(), "blue", laf.Text("x")), laf.ErrNotFound)
+		})
+	})
+	t.Run("Shutdown", func(t *testing.T) {
+		c := newTestCluster(t, newBroker, 3, 20)
+		leaving := c.nodes[2]
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+		defer cancel()
+		if err := leaving.Endpoint.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.eventually("node gone at once", func() bool {
+			for _, n := range c.nodes[:2] {
+				if n.Endpoint.Presence().Nodes() != 2 || n.Endpoint.Presence().Count() != 40 {
+					return false
+				}
+			}
+			return true
+		})
+		// It never comes back: not from a beat or a removal that was on
+		// its way when it said goodbye.
+		for deadline := time.Now().Add(10 * BrokerHeartbeat); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			for i, n := range c.nodes[:2] {
+				if got := n.Endpoint.Presence().Nodes(); got != 2 {
+					t.Fatalf("node %d sees %d nodes after node 2 shut down, want 2", i, got)
+				}
+			}
+		}
+		if err := c.nodes[0].Endpoint.SendSocket(context.Background(), c.sockets[2][0].id, laf.Text("x")); !errors.Is(err, laf.ErrNotFound) {
+			t.Fatalf("push to a socket of a node that shut down: %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("DeadNodeRefused", func(t *testing.T) {
+		// A long heartbeat, so that the bound below, one heartbeat, is far
+		// from both the time the broker takes to see the connection close
+		// and from the three heartbeats of silence.
+		const hb = 2 * time.Second
+		c := newTestClusterHB(t, newBroker, 2, 1, hb)
+		target := c.sockets[1][0]
+		c.require(c.nodes[0].Endpoint.SendSocket(context.Background(), target.id, laf.Text("alive")))
+		target.conn.ExpectText("alive")
+		start := time.Now()
+		c.cuts[1]()
+		for {
+			err := c.nodes[0].Endpoint.SendSocket(context.Background(), target.id, laf.Text("lost"))
+			if errors.Is(err, laf.ErrNotFound) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("push to a dead node: %v, want nil or ErrNotFound", err)
+			}
+			if time.Since(start) > hb {
+				t.Fatalf("push to a socket of a dead node still accepted after %v (one heartbeat)", hb)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("refused after %v", time.Since(start))
+	})
 	t.Run("PushByID", func(t *testing.T) {
 		c := newTestCluster(t, newBroker, 3, 1)
 		target := c.sockets[2][0]
@@ -158,16 +282,70 @@ type testSocket struct {
 }
 
 type testCluster struct {
-	t       *testing.T
-	nodes   []*Server
-	cuts    []func()
-	sockets [][]*testSocket
+	t        *testing.T
+	nodes    []*Server
+	cuts     []func()
+	sockets  [][]*testSocket
+	counters []*opCounts
+}
+
+// counts returns a copy of what each node's broker has delivered so far.
+func (c *testCluster) counts() []opCounts {
+	out := make([]opCounts, len(c.counters))
+	for i, oc := range c.counters {
+		out[i] = oc.snapshot()
+	}
+	return out
+}
+
+// opCounts counts envelopes by op.
+type opCounts struct {
+	mu sync.Mutex
+	n  map[wire.Op]int
+}
+
+func (o *opCounts) add(op wire.Op) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == nil {
+		o.n = make(map[wire.Op]int)
+	}
+	o.n[op]++
+}
+
+func (o *opCounts) snapshot() opCounts {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return opCounts{n: maps.Clone(o.n)}
+}
+
+func (o *opCounts) get(op wire.Op) int { return o.n[op] }
+
+// countingBroker counts what its Open delivers to its node.
+type countingBroker struct {
+	laf.Broker
+	counts *opCounts
+}
+
+func (b *countingBroker) Open(ctx context.Context, fn func([]byte)) (laf.Channels, error) {
+	return b.Broker.Open(ctx, func(msg []byte) {
+		if env, err := wire.Decode(msg); err == nil {
+			b.counts.add(env.Op)
+		}
+		fn(msg)
+	})
 }
 
 // newTestCluster starts n endpoints, each with perNode sockets. Socket i
 // of node n has identity "bob" on the last node and "alice" elsewhere.
 // A socket's handler answers "join R" by joining room R.
 func newTestCluster(t *testing.T, newBroker BrokerFactory, n, perNode int) *testCluster {
+	return newTestClusterHB(t, newBroker, n, perNode, BrokerHeartbeat)
+}
+
+// newTestClusterHB is newTestCluster with heartbeat hb. Each node's
+// broker is wrapped to count the envelopes it delivers, by op.
+func newTestClusterHB(t *testing.T, newBroker BrokerFactory, n, perNode int, hb time.Duration) *testCluster {
 	c := &testCluster{t: t}
 	fn := func(ctx *laf.FunctionContext) error {
 		switch ctx.Method {
@@ -184,11 +362,13 @@ func newTestCluster(t *testing.T, newBroker BrokerFactory, n, perNode int) *test
 	}
 	for i := range n {
 		b, cut := newBroker(t)
+		cb := &countingBroker{Broker: b, counts: new(opCounts)}
+		c.counters = append(c.counters, cb.counts)
 		identity := "alice"
 		if i == n-1 {
 			identity = "bob"
 		}
-		srv := NewServer(t, fn, laf.WithBroker(b), laf.WithHeartbeat(BrokerHeartbeat),
+		srv := NewServer(t, fn, laf.WithBroker(cb), laf.WithHeartbeat(hb),
 			laf.WithAuth(func(*http.Request) (string, error) { return identity, nil }))
 		c.nodes = append(c.nodes, srv)
 		c.cuts = append(c.cuts, cut)
@@ -224,23 +404,50 @@ func (c *testCluster) eventually(what string, cond func() bool) {
 	waitFor(c.t, what, cond)
 }
 
+// OutageHeartbeat is the heartbeat TestBrokerOutage runs its nodes with.
+const OutageHeartbeat = 200 * time.Millisecond
+
 // TestBrokerOutage checks two endpoints, on a and b (two clients of one
 // broker), through an outage of the broker. stop takes the broker down and
 // returns once both clients have noticed; start brings it back. While it
 // is down, each node still delivers to its own sockets, and sends that
 // must cross the broker fail with its error and count in
-// Stats.PublishErrors, one each. Once it is back, pushes between the
-// nodes resume by themselves, and nothing sent during the outage arrives
-// late. Adapters call it from their own tests.
+// Stats.PublishErrors, one each. Even after many heartbeats down, each
+// node still counts the other, and a push to the other's socket fails with
+// the broker's error, never laf.ErrNotFound. Once it is back, pushes
+// between the nodes resume by themselves, and nothing sent during the
+// outage arrives late. Adapters call it from their own tests.
 func TestBrokerOutage(t *testing.T, a, b laf.Broker, stop, start func()) {
 	nodes, socks := startPair(t, a, b)
 	push(t, nodes[0], socks[1], "before")
 	socks[1].expect(t, "before")
 	stop()
 	outage(t, nodes[0], socks[0], socks[1])
+	// Longer than three heartbeats: the cut is this node's, not the
+	// other's, so presence keeps it.
+	time.Sleep(5 * OutageHeartbeat)
+	for i, n := range nodes {
+		if got := n.Endpoint.Presence().Nodes(); got != 2 {
+			t.Fatalf("node %d counts %d nodes after %v without the broker, want 2", i, got, 5*OutageHeartbeat)
+		}
+		if n.Endpoint.Ready() == nil {
+			t.Fatalf("node %d ready with the broker down", i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	if err := nodes[1].Endpoint.SendSocket(ctx, socks[0].id, laf.Text("lost")); err == nil || errors.Is(err, laf.ErrNotFound) {
+		t.Fatalf("push to another node after a long outage: %v, want the broker's error", err)
+	}
 	start()
 	resume(t, nodes[0], socks[1])
 	resume(t, nodes[1], socks[0])
+	waitFor(t, "both nodes ready", func() bool { return nodes[0].Endpoint.Ready() == nil && nodes[1].Endpoint.Ready() == nil })
+	for i, n := range nodes {
+		if got := n.Endpoint.Presence().Nodes(); got != 2 {
+			t.Fatalf("node %d counts %d nodes after the outage, want 2", i, got)
+		}
+	}
 }
 
 // sock is a client socket on one node, with its messages read into a
@@ -252,9 +459,8 @@ type sock struct {
 }
 
 // startPair starts one endpoint per broker and a socket on each, and
-// waits until both nodes see both sockets. The heartbeat is long, so that
-// no heartbeat publish falls inside the test and PublishErrors counts only
-// the test's own sends.
+// waits until both nodes see both sockets. PublishErrors counts sends
+// only, not beats.
 func startPair(t *testing.T, brokers ...laf.Broker) ([]*Server, []*sock) {
 	t.Helper()
 	fn := func(ctx *laf.FunctionContext) error {
@@ -266,7 +472,7 @@ func startPair(t *testing.T, brokers ...laf.Broker) ([]*Server, []*sock) {
 	var nodes []*Server
 	var socks []*sock
 	for _, b := range brokers {
-		srv := NewServer(t, fn, laf.WithBroker(b), laf.WithHeartbeat(time.Hour))
+		srv := NewServer(t, fn, laf.WithBroker(b), laf.WithHeartbeat(OutageHeartbeat))
 		conn := srv.Dial(t)
 		s := &sock{id: conn.ReadText(), msgs: make(chan string, 4096)}
 		go func() {
@@ -286,6 +492,9 @@ func startPair(t *testing.T, brokers ...laf.Broker) ([]*Server, []*sock) {
 	}
 	waitFor(t, "both nodes see both sockets", func() bool {
 		for _, n := range nodes {
+			if n.Endpoint.Presence().Nodes() != len(nodes) {
+				return false
+			}
 			for _, s := range socks {
 				if !n.Endpoint.Presence().Online(s.id) {
 					return false
@@ -329,14 +538,16 @@ func outage(t *testing.T, node *Server, local, remote *sock) {
 	before := ep.Stats().PublishErrors
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
 	defer cancel()
-	if err := ep.Broadcast(ctx, laf.Text("broadcast during outage")); err == nil {
-		t.Fatal("Broadcast with the broker down: no error")
+	err := ep.Broadcast(ctx, laf.Text("broadcast during outage"))
+	var be *laf.BrokerError
+	if !errors.As(err, &be) || be.Local != 1 {
+		t.Fatalf("Broadcast with the broker down: %v, want a *laf.BrokerError with Local 1", err)
 	}
 	local.expect(t, "broadcast during outage")
 	if got := ep.Stats().PublishErrors; got != before+1 {
 		t.Fatalf("PublishErrors after a failed Broadcast: %d, want %d", got, before+1)
 	}
-	err := ep.SendSocket(ctx, remote.id, laf.Text("lost"))
+	err = ep.SendSocket(ctx, remote.id, laf.Text("lost"))
 	if err == nil || errors.Is(err, laf.ErrNotFound) {
 		t.Fatalf("push to another node with the broker down: %v, want the broker's error", err)
 	}
@@ -381,6 +592,81 @@ func resume(t *testing.T, from *Server, to *sock) {
 			t.Fatalf("pushes did not resume within 30s of the restart (%d tries)", i+1)
 		}
 	}
+}
+
+// channels checks a broker's channels with two clients, a and b.
+func channels(t *testing.T, a, b laf.Broker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan string, 100)
+	chans, err := b.Open(ctx, func(msg []byte) { got <- string(msg) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		select {
+		case m := <-got:
+			return m
+		case <-time.After(DefaultTimeout):
+			t.Fatalf("no message within %v", DefaultTimeout)
+			return ""
+		}
+	}
+	pub := func(channel, msg string) int {
+		t.Helper()
+		n, err := a.PublishTo(context.Background(), channel, []byte(msg))
+		if err != nil {
+			t.Fatalf("PublishTo %q: %v", channel, err)
+		}
+		return n
+	}
+	for _, ch := range []string{"", "n.node1", "r.room-1"} {
+		if err := chans.Subscribe(context.Background(), ch); err != nil {
+			t.Fatalf("Subscribe %q: %v", ch, err)
+		}
+	}
+	// A channel nobody holds counts 0 subscribers: laf answers ErrNotFound
+	// on it.
+	if n := pub("r.nobody", "x"); n != 0 {
+		t.Fatalf("PublishTo a channel with no subscriber: %d, want 0", n)
+	}
+	// One publisher's order holds across channels.
+	for i := range 30 {
+		ch := []string{"", "n.node1", "r.room-1"}[i%3]
+		if n := pub(ch, fmt.Sprint("m", i)); n == 0 {
+			t.Fatalf("PublishTo %q with a subscriber: 0", ch)
+		}
+	}
+	for i := range 30 {
+		if m := next(); m != fmt.Sprint("m", i) {
+			t.Fatalf("message %d: %q, want m%d: order lost across channels", i, m, i)
+		}
+	}
+	// Publish goes to channel "" too.
+	if err := a.Publish(context.Background(), []byte("plain")); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(); m != "plain" {
+		t.Fatalf("Publish: %q", m)
+	}
+	if err := chans.Unsubscribe(context.Background(), "r.room-1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "unsubscribed channel counts no subscriber", func() bool { return pub("r.room-1", "late") == 0 })
+	// Subscribe again while running, then the set ends with ctx.
+	if err := chans.Subscribe(context.Background(), "r.room-1"); err != nil {
+		t.Fatal(err)
+	}
+	pub("r.room-1", "again")
+	for m := next(); m != "again"; m = next() {
+		if m != "late" {
+			t.Fatalf("after resubscribing: %q", m)
+		}
+	}
+	cancel()
+	waitFor(t, "closed set counts no subscriber", func() bool { return pub("n.node1", "gone") == 0 })
 }
 
 // ownedMessages publishes distinct messages through b, keeps the slices

@@ -6,50 +6,65 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
+	"strconv"
 )
 
 // Version is the format's version byte. A node ignores envelopes of
 // another version, so mixed versions in one cluster fail closed.
-const Version = 2
+//
+// Version 3 routes sends by channel and replaces replicated presence
+// (snapshots, adds, removes, joins, leaves) with a per-node beat and
+// queries.
+const Version = 3
 
 // Op says what an envelope asks of the nodes that receive it.
 type Op byte
 
 const (
-	OpSend      Op = iota + 1 // deliver Data to socket Target
-	OpRoom                    // deliver Data to room Target
-	OpIdentity                // deliver Data to identity Target
-	OpBroadcast               // deliver Data to every socket
-	OpClose                   // close socket Target with Code and Reason
-	OpSnapshot                // Sockets is all of node Origin's sockets
-	OpAdd                     // Sockets[0] opened on node Origin
-	OpRemove                  // socket Target closed on node Origin
-	OpJoin                    // socket Target joined room Room on node Origin
-	OpLeave                   // socket Target left room Room on node Origin
-	OpSync                    // every node with sockets: publish a snapshot now
-	OpBye                     // node Origin is leaving: forget it
+	OpSend        Op = iota + 1 // deliver Data to socket Target
+	OpRoom                      // deliver Data to room Target
+	OpIdentity                  // deliver Data to identity Target
+	OpBroadcast                 // deliver Data to every socket
+	OpClose                     // close socket Target with Code and Reason
+	OpBeat                      // node Origin is alive and holds Count sockets
+	OpSync                      // every node: beat now
+	OpBye                       // node Origin is leaving: forget it for good
+	OpPing                      // an Emitter's beat, to its own channel only
+	OpAskOnline                 // is socket Target live? reply to node Origin with Query
+	OpAskRoom                   // which of your sockets are in room Target?
+	OpAskIdentity               // how many of your sockets carry identity Target?
+	OpReply                     // the answer to query Query: Count, IDs
 	opEnd
 )
 
-// Socket is one socket in a presence snapshot.
-type Socket struct {
-	ID       string
-	Identity string
-	Rooms    []string
+var opNames = [...]string{
+	OpSend: "send", OpRoom: "room", OpIdentity: "identity", OpBroadcast: "broadcast",
+	OpClose: "close", OpBeat: "beat", OpSync: "sync", OpBye: "bye", OpPing: "ping",
+	OpAskOnline: "ask-online", OpAskRoom: "ask-room", OpAskIdentity: "ask-identity",
+	OpReply: "reply",
+}
+
+// String returns the op's name, for logs: "send", "beat", ….
+func (o Op) String() string {
+	if o > 0 && o < opEnd {
+		return opNames[o]
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
 }
 
 // Envelope is one message between nodes.
 type Envelope struct {
-	Op      Op
-	Origin  string // the publishing node's id
-	Target  string
-	Room    string
-	Binary  bool
-	Data    []byte
-	Key     string // a laf.Latest message's key, or ""
-	Code    int
-	Reason  string
-	Sockets []Socket
+	Op     Op
+	Origin string // the publishing node's id
+	Target string
+	Binary bool
+	Data   []byte
+	Key    string // a laf.Latest message's key, or ""
+	Code   int
+	Reason string
+	Query  uint64   // a query's number, echoed by its reply
+	Count  uint64   // OpBeat: the node's live sockets; OpReply: a count
+	IDs    []string // OpReply: socket ids
 }
 
 // Append appends the encoding of e to b.
@@ -57,7 +72,6 @@ func Append(b []byte, e *Envelope) []byte {
 	b = append(b, Version, byte(e.Op))
 	b = appendString(b, e.Origin)
 	b = appendString(b, e.Target)
-	b = appendString(b, e.Room)
 	bin := byte(0)
 	if e.Binary {
 		bin = 1
@@ -67,14 +81,11 @@ func Append(b []byte, e *Envelope) []byte {
 	b = appendString(b, e.Key)
 	b = binary.AppendUvarint(b, uint64(e.Code))
 	b = appendString(b, e.Reason)
-	b = binary.AppendUvarint(b, uint64(len(e.Sockets)))
-	for _, s := range e.Sockets {
-		b = appendString(b, s.ID)
-		b = appendString(b, s.Identity)
-		b = binary.AppendUvarint(b, uint64(len(s.Rooms)))
-		for _, r := range s.Rooms {
-			b = appendString(b, r)
-		}
+	b = binary.AppendUvarint(b, e.Query)
+	b = binary.AppendUvarint(b, e.Count)
+	b = binary.AppendUvarint(b, uint64(len(e.IDs)))
+	for _, id := range e.IDs {
+		b = appendString(b, id)
 	}
 	return b
 }
@@ -110,7 +121,6 @@ func Decode(b []byte) (*Envelope, error) {
 	}
 	e.Origin = d.string()
 	e.Target = d.string()
-	e.Room = d.string()
 	switch d.byte() {
 	case 0:
 	case 1:
@@ -122,21 +132,14 @@ func Decode(b []byte) (*Envelope, error) {
 	e.Key = d.string()
 	e.Code = int(d.uvarint(1 << 16))
 	e.Reason = d.string()
-	n := d.uvarint(uint64(len(d.b))) // each socket takes at least a byte
+	e.Query = d.uvarint(1<<64 - 1)
+	e.Count = d.uvarint(1<<64 - 1)
+	n := d.uvarint(uint64(len(d.b))) // each id takes at least a byte
 	if n > 0 {
-		e.Sockets = make([]Socket, n)
+		e.IDs = make([]string, n)
 	}
-	for i := range e.Sockets {
-		s := &e.Sockets[i]
-		s.ID = d.string()
-		s.Identity = d.string()
-		nr := d.uvarint(uint64(len(d.b)))
-		if nr > 0 {
-			s.Rooms = make([]string, nr)
-		}
-		for j := range s.Rooms {
-			s.Rooms[j] = d.string()
-		}
+	for i := range e.IDs {
+		e.IDs[i] = d.string()
 	}
 	if d.err || len(d.b) != 0 {
 		return nil, ErrMalformed

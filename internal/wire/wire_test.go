@@ -13,11 +13,9 @@ func TestRoundTrip(t *testing.T) {
 		{Op: OpBroadcast, Origin: "n1", Binary: true, Data: []byte{0, 1, 255}},
 		{Op: OpRoom, Origin: "n1", Target: "board", Binary: true, Data: []byte{7}, Key: "cursors"},
 		{Op: OpClose, Origin: "n2", Target: "s", Code: 4001, Reason: "kicked"},
-		{Op: OpSnapshot, Origin: "n3", Sockets: []Socket{
-			{ID: "a", Identity: "alice", Rooms: []string{"r1", "r2"}},
-			{ID: "b"},
-		}},
-		{Op: OpJoin, Origin: "n3", Target: "a", Room: "r1"},
+		{Op: OpBeat, Origin: "n3", Count: 50000},
+		{Op: OpAskRoom, Origin: "n3", Target: "r1", Query: 7},
+		{Op: OpReply, Origin: "n2", Query: 7, Count: 2, IDs: []string{"n2.a", "n2.b"}},
 	} {
 		got, err := Decode(Append(nil, e))
 		require.NoError(t, err)
@@ -43,8 +41,24 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+func TestOpNames(t *testing.T) {
+	assert.Equal(t, "send", OpSend.String())
+	assert.Equal(t, "reply", OpReply.String())
+	assert.Equal(t, "op(200)", Op(200).String())
+	for op := OpSend; op < opEnd; op++ {
+		assert.NotContains(t, op.String(), "op(", "op %d has no name", op)
+	}
+}
+
+// TestBeatIsSmall pins the size of a node's beat: presence traffic is
+// beats, so their size is the cost of presence per node.
+func TestBeatIsSmall(t *testing.T) {
+	b := Append(nil, &Envelope{Op: OpBeat, Origin: "AAAAAAAAAAA", Count: 100000})
+	assert.LessOrEqual(t, len(b), 32)
+}
+
 func FuzzDecode(f *testing.F) {
-	f.Add(Append(nil, &Envelope{Op: OpSnapshot, Origin: "n", Sockets: []Socket{{ID: "a", Rooms: []string{"r"}}}}))
+	f.Add(Append(nil, &Envelope{Op: OpReply, Origin: "n", Query: 1, IDs: []string{"a", "b"}}))
 	f.Add(Append(nil, &Envelope{Op: OpSend, Target: "t", Data: []byte("payload")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := Decode(b)
