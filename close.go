@@ -39,6 +39,9 @@ const (
 	CauseLifetime
 	// CauseShutdown: Endpoint.Shutdown closed it (1001).
 	CauseShutdown
+	// CausePolicy: the peer sent over its rate limit (1008); see
+	// WithRateLimit.
+	CausePolicy
 
 	causeCount // one past the last cause
 )
@@ -80,6 +83,7 @@ var closeSpecs = [...]closeSpec{
 	CauseIdle:         {CauseIdle, 1000, "idle", graceful},
 	CauseLifetime:     {CauseLifetime, 1001, "lifetime", graceful},
 	CauseShutdown:     {CauseShutdown, 1001, "going away", graceful},
+	CausePolicy:       {CausePolicy, 1008, "rate limit", graceful},
 }
 
 // closeFor returns the close that cause decides.
@@ -106,6 +110,7 @@ var causeNames = [...]string{
 	CauseIdle:         "idle",
 	CauseLifetime:     "lifetime",
 	CauseShutdown:     "shutdown",
+	CausePolicy:       "policy",
 }
 
 func (c CloseCause) String() string {

@@ -27,6 +27,7 @@ type Endpoint struct {
 	readBufs     sync.Pool // *[]byte scratch for reading messages
 	frameBatches sync.Pool // *frameBatch scratch for writing
 	late         lateFlusher
+	capacity     capacity
 	// aborted is done once Shutdown's context ends: every event's
 	// context is then done.
 	aborted context.Context
@@ -81,9 +82,15 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "laf: endpoint is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	handedOver := false
+	key, ok := e.admitCapacity(w, r)
+	if !ok {
+		e.conns.Done()
+		return
+	}
+	var s *Socket
 	defer func() {
-		if !handedOver {
+		if s == nil {
+			e.releaseCapacity(key)
 			e.conns.Done()
 		}
 	}()
@@ -91,16 +98,15 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s := e.upgrade(w, r, identity)
-	if s == nil {
+	if s = e.upgrade(w, r, identity); s == nil {
 		return
 	}
 	// The socket runs on a goroutine of its own, and ServeHTTP returns: an
 	// idle socket then keeps a small stack, not the one net/http grew
 	// parsing the request.
-	handedOver = true
 	go func() {
 		defer e.conns.Done()
+		defer e.releaseCapacity(key)
 		s.run()
 	}()
 }
@@ -161,6 +167,7 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 		cancel:   cancel,
 		born:     time.Now(),
 		traffic:  &e.stats.traffic[n%trafficStripes],
+		limiter:  newRateLimiter(e.cfg.rateLimit, e.cfg.readLimit),
 	}
 	s.out.init(s)
 	if !e.reg.add(s) {

@@ -30,6 +30,10 @@ var ErrInvalidUTF8 = errors.New("laf: text message is not valid UTF-8")
 // breaks the WebSocket protocol. The socket is then closed with 1002.
 var ErrProtocol = errors.New("laf: WebSocket protocol error")
 
+// ErrRateLimited is the Params.Err of the error event fired when a peer
+// sends over its rate limit (see WithRateLimit).
+var ErrRateLimited = errors.New("laf: peer over its rate limit")
+
 // ErrQueueFull is returned by a send that the socket's queue budget
 // refused: under DropNewest always, under DropOldest when the new message
 // does not fit even once every older message not yet being written is

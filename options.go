@@ -81,6 +81,10 @@ type config struct {
 	readIdle       time.Duration
 	closeTimeout   time.Duration
 	roomHook       RoomHook
+	maxSockets     int
+	maxPerKey      int
+	capKey         func(*http.Request) string
+	rateLimit      RateLimit
 	maxLifetime    time.Duration
 	queueMessages  int
 	queueBytes     int

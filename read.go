@@ -41,6 +41,13 @@ func (s *Socket) readLoop() {
 			s.fail(invalidUTF8, ErrInvalidUTF8)
 			return
 		}
+		if s.limiter != nil && !s.withinRate(len(msg)) {
+			e.putReadBuf(bp)
+			if s.out.decided() {
+				return
+			}
+			continue
+		}
 		var fc *FunctionContext
 		if e.cfg.lentData {
 			fc = s.lentEvent(msg)
@@ -154,4 +161,24 @@ func isDropped(err error) bool {
 	var ne net.Error
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
+}
+
+// withinRate applies the rate limit to a message of n bytes and reports
+// whether it may be delivered.
+func (s *Socket) withinRate(n int) bool {
+	rl := s.limiter
+	if rl.allow(n) {
+		rl.dropping = false
+		return true
+	}
+	if s.ep.cfg.rateLimit.Policy == DropOverRate {
+		s.ep.stats.rateDropped.Add(1)
+		if !rl.dropping {
+			rl.dropping = true
+			s.call(s.event(MethodError, Params{Err: ErrRateLimited}))
+		}
+		return false
+	}
+	s.fail(closeFor(CausePolicy), ErrRateLimited)
+	return false
 }

@@ -34,6 +34,7 @@ type Socket struct {
 	born     time.Time
 	traffic  *traffic
 	lent     *FunctionContext // the message event WithLentData reuses; the socket's goroutine's
+	limiter  *rateLimiter     // WithRateLimit's; the socket's goroutine's
 
 	out    outbox              // the write side: queue, writer, close decision
 	rooms  map[string]struct{} // guarded by the registry's mu

@@ -12,13 +12,15 @@ import (
 type Stats struct {
 	Live          int64  `json:"live"`           // sockets open now: Endpoint.Len, read without a lock
 	Accepted      uint64 `json:"accepted"`       // upgrades accepted
-	Refused       uint64 `json:"refused"`        // upgrades refused: bad request, origin, auth or shutdown
+	Refused       uint64 `json:"refused"`        // upgrades refused: bad request, origin, auth, a cap or shutdown
+	CapRefused    uint64 `json:"cap_refused"`    // of those, refused by WithMaxSockets or WithMaxSocketsPerKey
 	MessagesIn    uint64 `json:"messages_in"`    // messages delivered to the Func
 	BytesIn       uint64 `json:"bytes_in"`       // their payload bytes
 	MessagesOut   uint64 `json:"messages_out"`   // messages written to peers
 	BytesOut      uint64 `json:"bytes_out"`      // their payload bytes
 	Dropped       uint64 `json:"dropped"`        // messages dropped by DropNewest or DropOldest
 	Replaced      uint64 `json:"replaced"`       // queued Latest messages replaced by a newer one of the same key
+	RateDropped   uint64 `json:"rate_dropped"`   // incoming messages dropped by WithRateLimit's DropOverRate
 	SlowClosed    uint64 `json:"slow_closed"`    // sockets closed by CloseSlow
 	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
 	Panics        uint64 `json:"panics"`         // panics recovered from the Func
@@ -58,7 +60,8 @@ func (c CloseCounts) MarshalJSON() ([]byte, error) {
 
 type counters struct {
 	live                          atomic.Int64
-	accepted, refused             atomic.Uint64
+	accepted, refused, capRefused atomic.Uint64
+	rateDropped                   atomic.Uint64
 	dropped, replaced, slowClosed atomic.Uint64
 	handlerErrors, panics         atomic.Uint64
 	closes                        [causeCount]atomic.Uint64
@@ -96,12 +99,14 @@ func (e *Endpoint) Stats() Stats {
 		Live:          c.live.Load(),
 		Accepted:      c.accepted.Load(),
 		Refused:       c.refused.Load(),
+		CapRefused:    c.capRefused.Load(),
 		MessagesIn:    t.messagesIn,
 		BytesIn:       t.bytesIn,
 		MessagesOut:   t.messagesOut,
 		BytesOut:      t.bytesOut,
 		Dropped:       c.dropped.Load(),
 		Replaced:      c.replaced.Load(),
+		RateDropped:   c.rateDropped.Load(),
 		SlowClosed:    c.slowClosed.Load(),
 		HandlerErrors: c.handlerErrors.Load(),
 		Panics:        c.panics.Load(),
