@@ -123,7 +123,7 @@ type cluster struct {
 	publishErrors atomic.Uint64 // sends the broker did not take
 	state         atomic.Int32
 	liveNodes     atomic.Int64 // other endpoints heard from, for Stats
-	lastErr       atomic.Value // error: the broker's last
+	lastErr       atomic.Pointer[error] // the broker's last
 	fails         failLog
 }
 
@@ -230,7 +230,7 @@ func (c *cluster) join() bool {
 		if c.ctx.Err() != nil {
 			return false
 		}
-		c.lastErr.Store(err)
+		c.lastErr.Store(&err)
 		c.logger.Warn("laf: broker subscribe failed; retrying", "node", c.id, "err", err, "in", backoff)
 		select {
 		case <-c.ctx.Done():
@@ -383,7 +383,7 @@ func (c *cluster) reconcile() {
 		c.failing = failed > 0
 		c.imu.Unlock()
 		if failed > 0 {
-			c.lastErr.Store(lastErr)
+			c.lastErr.Store(&lastErr)
 			c.logger.Warn("laf: broker subscribe failed; retrying", "node", c.id, "channels", failed, "err", lastErr, "in", backoff)
 			retry = time.After(backoff)
 			backoff = min(2*backoff, c.heartbeat)
@@ -442,7 +442,7 @@ func (c *cluster) publish(ctx context.Context, channel string, env *wire.Envelop
 	if err != nil {
 		if ctx.Err() == nil || c.ctx.Err() != nil {
 			// The broker's fault, not a caller that gave up.
-			c.lastErr.Store(err)
+			c.lastErr.Store(&err)
 			if c.state.Load() != stateStarting {
 				c.state.Store(stateDown)
 			}
@@ -786,8 +786,8 @@ func (c *cluster) readyErr() error {
 	if why == "" {
 		return nil
 	}
-	if err, ok := c.lastErr.Load().(error); ok && err != nil {
-		return &readyError{why: why, err: err}
+	if err := c.lastErr.Load(); err != nil {
+		return &readyError{why: why, err: *err}
 	}
 	return &readyError{why: why}
 }

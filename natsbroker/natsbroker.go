@@ -11,31 +11,57 @@
 //		nats.MaxReconnects(-1),                   // never give up
 //		nats.ReconnectWait(250*time.Millisecond), // retry soon
 //		nats.RetryOnFailedConnect(true),          // start before NATS is up
+//		nats.ErrorHandler(natsbroker.SlogErrorHandler(logger)), // nats.go's async errors into slog
 //	)
 //	b := natsbroker.New(nc)
 //	ep := laf.Handler(fn, laf.WithBroker(b))
+//
+// # Subjects
+//
+// laf's channels are subjects under the Broker's subject: "laf" for
+// channel "" (broadcasts, beats, presence queries), and "laf.n.NODE",
+// "laf.r.ROOM", "laf.i.IDENTITY" for a node's, a room's and an
+// identity's. Each Open feeds every subscription of its set into one Go
+// channel, so that messages reach laf in the order the connection
+// received them, whatever their subjects.
+//
+// NATS does not count subscribers. PublishTo publishes with a reply
+// subject of the Broker's own and waits for a round trip to the server
+// (a flush): a server with no subscriber for the subject answers "no
+// responders" (NATS's status 503) before the flush's reply, so PublishTo
+// returns 0 then, and 1 otherwise. That is what lets laf answer
+// ErrNotFound for a room nobody holds, or a node whose process is gone,
+// at the cost of one round trip to the server per send; subscribers get
+// the message at the same time, so a send's latency barely changes.
+//
+// # Failures
 //
 // When the connection is lost, nats.go reconnects and subscribes again by
 // itself. Messages published by others in the meantime are lost for this
 // node, as laf.Broker allows. Publish refuses while the connection is
 // down instead of letting nats.go buffer the message for later, so that
 // laf counts the failure (Stats.PublishErrors) and a push is not delivered
-// long after its sender gave up on it.
+// long after its sender gave up on it: a send fails at once, without
+// waiting. A send's wait is otherwise bounded by its context and
+// WithFlushTimeout.
 //
 // NATS core delivers every message to every subscriber of the subject, in
 // the order each connection published them. Messages are limited to the
 // server's max_payload (1 MiB by default); a subscriber that falls behind
 // by more than its pending limits (nats.go's defaults: 500,000 messages
-// or 64 MiB) loses messages, which nats.go reports to the connection's
-// error handler as a slow consumer.
+// or 64 MiB; 65,536 messages for an Open's set) loses messages, which
+// nats.go reports to the connection's error handler as a slow consumer.
 package natsbroker
 
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/lafgo/laf"
 	"github.com/nats-io/nats.go"
 )
 
@@ -66,7 +92,19 @@ type Broker struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[*nats.Subscription]struct{}
+
+	// The "no responders" answers to PublishTo's messages arrive on
+	// inbox.N, in noResp, pushed there by nats.go's reader before the
+	// flush's reply. Its own lock, so that sends do not wait on mu.
+	rmu     sync.Mutex
+	inbox   string
+	noResp  chan *nats.Msg
+	respSub *nats.Subscription
+	seq     uint64
+	waiting map[string]bool // reply subjects of PublishTo calls under way: true once answered
 }
+
+var _ laf.Broker = (*Broker)(nil)
 
 // An Option configures a Broker.
 type Option func(*Broker)
@@ -113,8 +151,213 @@ func New(nc *nats.Conn, opts ...Option) *Broker {
 	return b
 }
 
-// Subject returns the NATS subject the Broker publishes to.
+// Subject returns the NATS subject of laf's channel "".
 func (b *Broker) Subject() string { return b.subject }
+
+// natsSubject returns the subject of laf's channel name.
+func (b *Broker) natsSubject(name string) string {
+	if name == "" {
+		return b.subject
+	}
+	return b.subject + "." + name
+}
+
+// PublishTo sends msg to every subscriber of laf's channel name and
+// returns 0 if the server had none, else 1; see the package doc. It
+// fails as Publish does, and if the round trip does not finish within the
+// context and the flush timeout. Channel "" is published as Publish does,
+// without the round trip, and counts -1: laf does not ask who heard a
+// broadcast, and broadcasts are where throughput matters.
+func (b *Broker) PublishTo(ctx context.Context, name string, msg []byte) (int, error) {
+	if name == "" {
+		return -1, b.Publish(ctx, msg)
+	}
+	if err := b.usable(ctx); err != nil {
+		return 0, err
+	}
+	if b.nc.IsClosed() {
+		return 0, nats.ErrConnectionClosed
+	}
+	if !b.nc.IsConnected() {
+		return 0, ErrDisconnected
+	}
+	reply, err := b.expect()
+	if err != nil {
+		return 0, err
+	}
+	defer b.unexpect(reply)
+	if err := b.nc.PublishMsg(&nats.Msg{Subject: b.natsSubject(name), Reply: reply, Data: msg}); err != nil {
+		return 0, err
+	}
+	if err := b.flush(ctx); err != nil {
+		return 0, err
+	}
+	if b.answered(reply) {
+		return 0, nil
+	}
+	return 1, nil
+}
+
+// expect returns a new reply subject for PublishTo, subscribing to the
+// Broker's inbox the first time.
+func (b *Broker) expect() (string, error) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	if b.respSub == nil {
+		b.inbox = b.nc.NewRespInbox()
+		b.noResp = make(chan *nats.Msg, 4096)
+		sub, err := b.nc.ChanSubscribe(b.inbox+".*", b.noResp)
+		if err != nil {
+			return "", err
+		}
+		b.respSub = sub
+		b.waiting = make(map[string]bool)
+	}
+	b.seq++
+	reply := b.inbox + "." + strconv.FormatUint(b.seq, 36)
+	b.waiting[reply] = false
+	return reply, nil
+}
+
+// answered reports whether a "no responders" came for reply: it is in
+// noResp by now if it came, since the server sends it before the flush's
+// reply and nats.go's reader queues it before it reads that.
+func (b *Broker) answered(reply string) bool {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	for {
+		select {
+		case m := <-b.noResp:
+			if _, ok := b.waiting[m.Subject]; ok && m.Header.Get("Status") == "503" {
+				b.waiting[m.Subject] = true
+			}
+			continue
+		default:
+		}
+		return b.waiting[reply]
+	}
+}
+
+func (b *Broker) unexpect(reply string) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	delete(b.waiting, reply)
+}
+
+// Open returns an empty set of subscriptions whose messages go, through
+// one Go channel, to fn, one at a time, in the order the connection
+// received them, until ctx is done or the Broker is closed.
+func (b *Broker) Open(ctx context.Context, fn func(msg []byte)) (laf.Channels, error) {
+	if err := b.usable(ctx); err != nil {
+		return nil, err
+	}
+	c := &channels{b: b, ctx: ctx, in: make(chan *nats.Msg, 1<<16), subs: make(map[string]*nats.Subscription)}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-c.in:
+				if ctx.Err() == nil {
+					fn(m.Data)
+				}
+			}
+		}
+	}()
+	context.AfterFunc(ctx, c.close)
+	return c, nil
+}
+
+// channels is one Open's set.
+type channels struct {
+	b   *Broker
+	ctx context.Context
+	in  chan *nats.Msg
+
+	mu   sync.Mutex
+	subs map[string]*nats.Subscription // by subject
+}
+
+// Subscribe subscribes to laf's channel name and waits for the server to
+// register it (a flush).
+func (c *channels) Subscribe(ctx context.Context, name string) error {
+	if err := c.b.usable(ctx); err != nil {
+		return err
+	}
+	subj := c.b.natsSubject(name)
+	c.mu.Lock()
+	sub := c.subs[subj]
+	if sub == nil {
+		if err := c.ctx.Err(); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		var err error
+		sub, err = c.b.nc.ChanSubscribe(subj, c.in)
+		if err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		c.subs[subj] = sub
+		c.b.track(sub)
+	}
+	c.mu.Unlock()
+	// While disconnected, nats.go accepts the SUB and sends it on
+	// reconnection; the flush makes Subscribe fail instead, and laf retry.
+	return c.b.flush(ctx)
+}
+
+// Unsubscribe unsubscribes from laf's channel name.
+func (c *channels) Unsubscribe(ctx context.Context, name string) error {
+	subj := c.b.natsSubject(name)
+	c.mu.Lock()
+	sub := c.subs[subj]
+	delete(c.subs, subj)
+	c.mu.Unlock()
+	if sub == nil {
+		return nil
+	}
+	c.b.untrack(sub)
+	return sub.Unsubscribe()
+}
+
+func (c *channels) close() {
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = make(map[string]*nats.Subscription)
+	c.mu.Unlock()
+	for _, sub := range subs {
+		c.b.untrack(sub)
+		sub.Unsubscribe()
+	}
+}
+
+func (b *Broker) track(sub *nats.Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.subs[sub] = struct{}{}
+}
+
+func (b *Broker) untrack(sub *nats.Subscription) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.subs, sub)
+}
+
+// SlogErrorHandler returns a nats.ErrorHandler that logs nats.go's
+// asynchronous errors (a slow consumer, a permissions violation) to l at
+// level Warn. nats.go's connection events have handlers of their own
+// (nats.DisconnectErrHandler, nats.ReconnectHandler), which a program
+// logs as it likes; examples/cluster does.
+func SlogErrorHandler(l *slog.Logger) nats.ErrHandler {
+	return func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub != nil {
+			l.Warn("nats: async error", "subject", sub.Subject, "err", err)
+			return
+		}
+		l.Warn("nats: async error", "err", err)
+	}
+}
 
 // Publish sends msg to every subscriber of the subject, this process's
 // included. It returns ErrDisconnected while the connection is down,
@@ -223,5 +466,10 @@ func (b *Broker) Close() error {
 	for sub := range subs {
 		sub.Unsubscribe()
 	}
+	b.rmu.Lock()
+	if b.respSub != nil {
+		b.respSub.Unsubscribe()
+	}
+	b.rmu.Unlock()
 	return nil
 }

@@ -20,7 +20,8 @@ import (
 func factory(srv *natsServer, opts ...natsbroker.Option) laftest.BrokerFactory {
 	return func(t testing.TB) (laf.Broker, func()) {
 		nc := connect(t, srv.URL())
-		return natsbroker.New(nc, opts...), nc.Close
+		b := natsbroker.New(nc, opts...)
+		return b, func() { b.Close(); nc.Close() }
 	}
 }
 

@@ -4,37 +4,66 @@
 // Give every process of the cluster a client of the same Redis and the
 // same channel name:
 //
-//	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
+//	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+//		Addrs:         []string{"127.0.0.1:6379"},
+//		MaxRetries:    1,                      // a send fails in ~0.1 s, not ~1.7 s, while Redis is down
+//		DialerRetries: 1,
+//		DialTimeout:   500 * time.Millisecond,
+//	})
 //	b := redisbroker.New(rdb)
 //	ep := laf.Handler(fn, laf.WithBroker(b))
 //
-// Each Subscribe holds one Redis connection of its own, apart from those
-// the client runs commands on. go-redis reconnects it and subscribes again by itself
+// # Channels
+//
+// laf's channels are Redis channels named after the Broker's channel:
+// "laf" for channel "" (broadcasts, beats, presence queries), and
+// "laf:n.NODE", "laf:r.ROOM", "laf:i.IDENTITY" for a node's, a room's and
+// an identity's. PublishTo returns PUBLISH's count of subscribers, which
+// laf turns into ErrNotFound when it is 0; on a Redis Cluster that count
+// is the receiving node's, so use WithSharded there.
+//
+// Each Open holds one Redis connection of its own, subscribed to every
+// channel of its set, and the client runs commands on others. go-redis
+// reconnects it and subscribes again to every channel of the set by itself
 // when it is lost, and pings it every few seconds so that a half-open
-// connection is noticed too. While Redis is unreachable, Publish returns
-// go-redis's error, and messages published by others in that time are lost
-// for this node, as laf.Broker allows. With go-redis's defaults (3 command
-// retries, 5 dial attempts each) a Publish takes about 1.7 s to fail while
-// Redis refuses connections, and every send through the broker waits that
-// long; lower the client's MaxRetries and DialerRetries, or give sends a
-// context deadline, to fail sooner.
+// connection is noticed too.
+//
+// # Failures
+//
+// While Redis is unreachable, Publish and PublishTo return go-redis's
+// error, and messages published by others in that time are lost for this
+// node, as laf.Broker allows. With go-redis's defaults (3 command retries,
+// 5 dial attempts each) a publish takes about 1.7 s to fail while Redis
+// refuses connections, and every send through the broker waits that long;
+// lower the client's MaxRetries and DialerRetries as above, or give sends
+// a context deadline, to bound a send.
+//
+// go-redis logs its own troubles (pool and reconnect messages) through
+// its internal logger, not slog. Route them into slog with
+// redis.SetLogger:
+//
+//	redis.SetLogger(redisbroker.SlogLogger(logger))
 //
 // Redis pub/sub delivers every message to every subscriber of the
 // channel, in the order each connection published them; it keeps nothing
 // for a subscriber that is not connected, and disconnects one that falls
 // too far behind (client-output-buffer-limit pubsub), which go-redis then
-// reconnects. With a Redis Cluster, classic
-// pub/sub sends every message to every node of the Redis cluster;
-// WithSharded uses sharded pub/sub (Redis 7) instead, which keeps the
-// channel's traffic on the shard that owns it.
+// reconnects. With a Redis Cluster, classic pub/sub sends every message to
+// every node of the Redis cluster; WithSharded uses sharded pub/sub (Redis
+// 7) instead, with every channel of the Broker under one hash tag
+// ("{laf}:n.NODE"), so that one connection holds them all and their
+// traffic stays on the shard that owns the tag.
 package redisbroker
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/lafgo/laf"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -49,8 +78,8 @@ const DefaultSubscribeTimeout = 10 * time.Second
 // ErrClosed is returned by Publish and Subscribe after Close.
 var ErrClosed = errors.New("redisbroker: broker closed")
 
-// Broker is a laf.Broker on one Redis pub/sub channel. Its methods are
-// safe for concurrent use.
+// Broker is a laf.Broker on Redis pub/sub channels. Its methods are safe
+// for concurrent use.
 type Broker struct {
 	client           redis.UniversalClient
 	channel          string
@@ -61,6 +90,8 @@ type Broker struct {
 	closed bool
 	subs   map[*redis.PubSub]struct{}
 }
+
+var _ laf.Broker = (*Broker)(nil)
 
 // An Option configures a Broker.
 type Option func(*Broker)
@@ -103,8 +134,206 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 	return b
 }
 
-// Channel returns the Redis channel the Broker publishes to.
+// Channel returns the Redis channel of laf's channel "".
 func (b *Broker) Channel() string { return b.channel }
+
+// redisChannel returns the Redis channel of laf's channel name.
+func (b *Broker) redisChannel(name string) string {
+	switch {
+	case name == "":
+		return b.channel
+	case b.sharded:
+		// One hash tag, so that one connection can hold every channel.
+		return "{" + b.channel + "}:" + name
+	}
+	return b.channel + ":" + name
+}
+
+// PublishTo sends msg to every subscriber of laf's channel name and
+// returns how many Redis counted.
+func (b *Broker) PublishTo(ctx context.Context, name string, msg []byte) (int, error) {
+	if err := b.usable(); err != nil {
+		return 0, err
+	}
+	ch := b.redisChannel(name)
+	var n int64
+	var err error
+	if b.sharded {
+		n, err = b.client.SPublish(ctx, ch, msg).Result()
+	} else {
+		n, err = b.client.Publish(ctx, ch, msg).Result()
+	}
+	return int(n), err
+}
+
+func (b *Broker) usable() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Open returns an empty set of channels on a connection of its own. Its
+// messages go to fn, one at a time, in the order Redis sent them, until
+// ctx is done or the Broker or the client is closed.
+func (b *Broker) Open(ctx context.Context, fn func(msg []byte)) (laf.Channels, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := b.usable(); err != nil {
+		return nil, err
+	}
+	var ps *redis.PubSub
+	if b.sharded {
+		// No channel yet: the connection is made on the first
+		// SSubscribe, to the shard of the Broker's hash tag.
+		ps = b.client.SSubscribe(ctx)
+	} else {
+		ps = b.client.Subscribe(ctx)
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		ps.Close()
+		return nil, ErrClosed
+	}
+	b.subs[ps] = struct{}{}
+	b.mu.Unlock()
+	c := &channels{b: b, ps: ps, ctx: ctx, fn: fn, waiters: make(map[string][]chan struct{})}
+	context.AfterFunc(ctx, func() { b.release(ps) })
+	return c, nil
+}
+
+// channels is one Open's set: one PubSub.
+type channels struct {
+	b     *Broker
+	ps    *redis.PubSub
+	ctx   context.Context
+	fn    func([]byte)
+	start sync.Once
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // Redis channel → Subscribe calls awaiting its confirmation
+}
+
+// Subscribe subscribes to laf's channel name and waits for Redis to
+// confirm it, up to the Broker's subscribe timeout.
+func (c *channels) Subscribe(ctx context.Context, name string) error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.b.usable(); err != nil {
+		return err
+	}
+	ch := c.b.redisChannel(name)
+	confirmed := make(chan struct{})
+	c.mu.Lock()
+	c.waiters[ch] = append(c.waiters[ch], confirmed)
+	c.mu.Unlock()
+	defer c.unwait(ch, confirmed)
+
+	sctx, cancel := context.WithTimeout(ctx, c.b.subscribeTimeout)
+	defer cancel()
+	// go-redis keeps the channel in the set even if the command fails,
+	// and subscribes again once it has reconnected.
+	var err error
+	if c.b.sharded {
+		err = c.ps.SSubscribe(sctx, ch)
+	} else {
+		err = c.ps.Subscribe(sctx, ch)
+	}
+	if err != nil {
+		return err
+	}
+	c.start.Do(c.receive)
+	select {
+	case <-confirmed:
+		return nil
+	case <-sctx.Done():
+		return fmt.Errorf("redisbroker: subscribe %q not confirmed: %w", ch, sctx.Err())
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
+}
+
+func (c *channels) unwait(ch string, w chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ws := c.waiters[ch]
+	for i, x := range ws {
+		if x == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(c.waiters, ch)
+	} else {
+		c.waiters[ch] = ws
+	}
+}
+
+// Unsubscribe unsubscribes from laf's channel name.
+func (c *channels) Unsubscribe(ctx context.Context, name string) error {
+	if c.b.sharded {
+		return c.ps.SUnsubscribe(ctx, c.b.redisChannel(name))
+	}
+	return c.ps.Unsubscribe(ctx, c.b.redisChannel(name))
+}
+
+// receive starts the goroutine that hands messages to fn and
+// confirmations to Subscribe. ChannelWithSubscriptions also pings the
+// connection, so that a half-open one is replaced.
+func (c *channels) receive() {
+	in := c.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+	go func() {
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case m, ok := <-in:
+				if !ok {
+					return // the Broker or the client was closed
+				}
+				switch m := m.(type) {
+				case *redis.Message:
+					if c.ctx.Err() == nil {
+						c.fn([]byte(m.Payload))
+					}
+				case *redis.Subscription:
+					if m.Kind == "subscribe" || m.Kind == "ssubscribe" {
+						c.confirm(m.Channel)
+					}
+				}
+			}
+		}
+	}()
+}
+
+func (c *channels) confirm(ch string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.waiters[ch] {
+		close(w)
+	}
+	delete(c.waiters, ch)
+}
+
+// SlogLogger returns a logger for redis.SetLogger that writes go-redis's
+// own messages (pool and reconnect troubles) to l at level Warn, so that
+// they reach the same place as laf's.
+func SlogLogger(l *slog.Logger) Logger { return Logger{l} }
+
+// Logger is go-redis's logging interface on a slog.Logger; see
+// SlogLogger.
+type Logger struct{ l *slog.Logger }
+
+// Printf logs one go-redis message at level Warn.
+func (s Logger) Printf(ctx context.Context, format string, v ...any) {
+	s.l.WarnContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
 
 // Publish sends msg to every subscriber of the channel, this process's
 // included. It returns once Redis has taken the message, or with the error

@@ -1,7 +1,10 @@
 package redisbroker_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"errors"
 	"strconv"
 	"sync"
@@ -21,12 +24,14 @@ func newClient(t testing.TB, srv *redisServer) redis.UniversalClient {
 	return c
 }
 
-// factory gives every node its own client; cut closes that client, so
-// the node can neither publish nor hear, and says no goodbye.
+// factory gives every node its own client; cut closes the Broker and
+// that client, as the death of its process would, so the node can
+// neither publish nor hear, and says no goodbye.
 func factory(srv *redisServer, opts ...redisbroker.Option) laftest.BrokerFactory {
 	return func(t testing.TB) (laf.Broker, func()) {
 		c := newClient(t, srv)
-		return redisbroker.New(c, opts...), func() { c.Close() }
+		b := redisbroker.New(c, opts...)
+		return b, func() { b.Close(); c.Close() }
 	}
 }
 
@@ -36,6 +41,51 @@ func TestBroker(t *testing.T) {
 
 func TestBrokerSharded(t *testing.T) {
 	laftest.TestBroker(t, factory(startRedis(t), redisbroker.WithSharded(), redisbroker.WithChannel("laf-sharded")))
+}
+
+// TestSlogLogger routes go-redis's own messages into slog.
+func TestSlogLogger(t *testing.T) {
+	var buf bytes.Buffer
+	l := redisbroker.SlogLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+	redis.SetLogger(l)
+	l.Printf(context.Background(), "pool: %d", 3)
+	if !strings.Contains(buf.String(), "go-redis: pool: 3") || !strings.Contains(buf.String(), "WARN") {
+		t.Fatalf("logged %q", buf.String())
+	}
+}
+
+// TestChannelNames checks the Redis channels of laf's channels, plain and
+// sharded (one hash tag).
+func TestChannelNames(t *testing.T) {
+	srv := startRedis(t)
+	c := newClient(t, srv)
+	for _, tc := range []struct {
+		opts []redisbroker.Option
+		want string
+	}{
+		{nil, "laf:n.node1"},
+		{[]redisbroker.Option{redisbroker.WithSharded()}, "{laf}:n.node1"},
+	} {
+		b := redisbroker.New(c, tc.opts...)
+		ctx, cancel := context.WithCancel(context.Background())
+		chans, err := b.Open(ctx, func([]byte) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := chans.Subscribe(context.Background(), "n.node1"); err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		if len(tc.opts) > 0 {
+			n, err = c.SPublish(context.Background(), tc.want, "x").Result()
+		} else {
+			n, err = c.Publish(context.Background(), tc.want, "x").Result()
+		}
+		if err != nil || n != 1 {
+			t.Fatalf("%s: %d subscribers, %v", tc.want, n, err)
+		}
+		cancel()
+	}
 }
 
 // TestSubscribeIsActiveOnReturn publishes right after Subscribe returns:
