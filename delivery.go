@@ -46,7 +46,7 @@ func (e *Endpoint) Broadcast(ctx context.Context, m Message) error {
 }
 
 func (e *Endpoint) broadcastLocal(m Message) int {
-	return e.reg.sendAll(m)
+	return e.reg.sendAll(e.compressible(m))
 }
 
 // SendRoom queues m on every socket in room, as Broadcast does: on this
@@ -74,7 +74,7 @@ func (e *Endpoint) sendTo(ctx context.Context, op wire.Op, key string, m Message
 	if op == wire.OpIdentity {
 		index = byIdentity
 	}
-	local := e.reg.sendTo(index, key, m)
+	local := e.reg.sendTo(index, key, e.compressible(m))
 	if e.cluster == nil {
 		if local == 0 {
 			return ErrNotFound
@@ -86,7 +86,7 @@ func (e *Endpoint) sendTo(ctx context.Context, op wire.Op, key string, m Message
 
 // deliverLocal serves a send that another node published.
 func (e *Endpoint) deliverLocal(env *wire.Envelope) {
-	m := Message{data: env.Data, binary: env.Binary, key: env.Key}
+	m := e.compressible(Message{data: env.Data, binary: env.Binary, key: env.Key})
 	switch env.Op {
 	case wire.OpSend:
 		if s, ok := e.Socket(env.Target); ok {

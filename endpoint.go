@@ -137,9 +137,14 @@ func (e *Endpoint) authorize(w http.ResponseWriter, r *http.Request) (identity s
 // once coder/websocket has answered a bad request.
 func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity string) *Socket {
 	hw := &hijackWriter{ResponseWriter: w}
+	mode := websocket.CompressionDisabled
+	if e.cfg.compress {
+		mode = websocket.CompressionNoContextTakeover
+	}
 	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
-		Subprotocols:   e.cfg.subprotocols,
-		OriginPatterns: e.cfg.originPatterns,
+		Subprotocols:    e.cfg.subprotocols,
+		OriginPatterns:  e.cfg.originPatterns,
+		CompressionMode: mode,
 	})
 	if err != nil {
 		// Accept has written the response: 4xx for a bad or cross-origin
@@ -168,6 +173,7 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 		born:     time.Now(),
 		traffic:  &e.stats.traffic[n%trafficStripes],
 		limiter:  newRateLimiter(e.cfg.rateLimit, e.cfg.readLimit),
+		deflate:  hw.Header().Get("Sec-WebSocket-Extensions") != "",
 	}
 	s.out.init(s)
 	if !e.reg.add(s) {

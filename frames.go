@@ -28,11 +28,14 @@ type frameBatch struct {
 const maxHeader = 10
 
 // appendHeader appends the header of a final, unmasked text or binary
-// frame with an n-byte payload.
-func appendHeader(b []byte, isBinary bool, n int) []byte {
+// frame with an n-byte payload, compressed (RSV1) if deflated.
+func appendHeader(b []byte, isBinary, deflated bool, n int) []byte {
 	op := byte(0x1)
 	if isBinary {
 		op = 0x2
+	}
+	if deflated {
+		op |= 0x40
 	}
 	b = append(b, 0x80|op)
 	switch {
@@ -45,11 +48,13 @@ func appendHeader(b []byte, isBinary bool, n int) []byte {
 	}
 }
 
-// appendFrames appends the frames of batch, headers and payloads, to b.
-func appendFrames(b []byte, batch []Message) []byte {
-	for _, m := range batch {
-		b = appendHeader(b, m.binary, len(m.data))
-		b = append(b, m.data...)
+// appendFrames appends the frames of batch, headers and payloads, to b,
+// compressed where deflate says the socket negotiated it.
+func appendFrames(b []byte, batch []Message, deflate bool) []byte {
+	for i := range batch {
+		p, z := batch[i].payload(deflate)
+		b = appendHeader(b, batch[i].binary, z, len(p))
+		b = append(b, p...)
 	}
 	return b
 }
@@ -64,15 +69,17 @@ const flatMax = 64 << 10
 // through the gate, and returns how many messages went out whole. Only
 // the socket's writer calls it.
 func (o *outbox) writeFrames(batch []Message) (int, error) {
+	deflate := o.s.deflate
 	size := 0
-	for _, m := range batch {
-		size += maxHeader + len(m.data)
+	for i := range batch {
+		p, _ := batch[i].payload(deflate)
+		size += maxHeader + len(p)
 	}
 	g := o.s.gate
 	if size <= len(o.wbuf) {
 		// Small frames need neither the pool nor an allocation.
-		n, err := g.writeFrames(appendFrames(o.wbuf[:0], batch), nil)
-		return countSent(batch, n, err)
+		n, err := g.writeFrames(appendFrames(o.wbuf[:0], batch, deflate), nil)
+		return countSent(batch, deflate, n, err)
 	}
 
 	e := o.s.ep
@@ -89,12 +96,13 @@ func (o *outbox) writeFrames(batch []Message) (int, error) {
 			hdrs = make([]byte, 0, maxHeader*len(batch))
 		}
 		bufs := fb.bufs[:0]
-		for _, m := range batch {
+		for i := range batch {
+			p, z := batch[i].payload(deflate)
 			start := len(hdrs)
-			hdrs = appendHeader(hdrs, m.binary, len(m.data))
+			hdrs = appendHeader(hdrs, batch[i].binary, z, len(p))
 			bufs = append(bufs, hdrs[start:len(hdrs):len(hdrs)])
-			if len(m.data) > 0 {
-				bufs = append(bufs, m.data)
+			if len(p) > 0 {
+				bufs = append(bufs, p)
 			}
 		}
 		fb.v = bufs
@@ -103,25 +111,26 @@ func (o *outbox) writeFrames(batch []Message) (int, error) {
 		clear(bufs)
 		fb.hdrs, fb.bufs = hdrs[:0], bufs[:0]
 	} else {
-		flat := appendFrames(fb.flat[:0], batch)
+		flat := appendFrames(fb.flat[:0], batch, deflate)
 		n, err = g.writeFrames(flat, nil)
 		if cap(flat) <= flatMax {
 			fb.flat = flat[:0]
 		}
 	}
-	return countSent(batch, n, err)
+	return countSent(batch, deflate, n, err)
 }
 
 // countSent returns how many messages of batch went out whole in the n
 // bytes that a write of their frames wrote.
-func countSent(batch []Message, n int64, err error) (int, error) {
+func countSent(batch []Message, deflate bool, n int64, err error) (int, error) {
 	if err == nil {
 		return len(batch), nil
 	}
 	sent := 0
 	var hdr [maxHeader]byte
-	for _, m := range batch {
-		size := int64(len(appendHeader(hdr[:0], m.binary, len(m.data))) + len(m.data))
+	for i := range batch {
+		p, z := batch[i].payload(deflate)
+		size := int64(len(appendHeader(hdr[:0], batch[i].binary, z, len(p))) + len(p))
 		if n < size {
 			break
 		}

@@ -30,11 +30,11 @@ func TestCountSentCountsWholeFramesOnly(t *testing.T) {
 		{12 + 204 + 70010, 3},
 		{12 + 204 + 70010 + 2, 4},
 	} {
-		got, err := countSent(batch, tc.written, failed)
+		got, err := countSent(batch, false, tc.written, failed)
 		assert.Equal(t, tc.want, got, "after %d bytes", tc.written)
 		assert.Equal(t, failed, err)
 	}
-	got, err := countSent(batch, 0, nil)
+	got, err := countSent(batch, false, 0, nil)
 	assert.Equal(t, len(batch), got)
 	assert.NoError(t, err)
 }

@@ -14,7 +14,8 @@ import (
 type Message struct {
 	data   []byte
 	binary bool
-	key    string // Latest's
+	key    string    // Latest's
+	z      *deflated // with WithCompression: compressed once, shared by every socket it goes to
 }
 
 // Text returns a text message. It does not copy s.

@@ -85,6 +85,8 @@ type config struct {
 	maxPerKey      int
 	capKey         func(*http.Request) string
 	rateLimit      RateLimit
+	compress       bool
+	compressMin    int
 	maxLifetime    time.Duration
 	queueMessages  int
 	queueBytes     int

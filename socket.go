@@ -35,6 +35,7 @@ type Socket struct {
 	traffic  *traffic
 	lent     *FunctionContext // the message event WithLentData reuses; the socket's goroutine's
 	limiter  *rateLimiter     // WithRateLimit's; the socket's goroutine's
+	deflate  bool             // permessage-deflate was negotiated
 
 	out    outbox              // the write side: queue, writer, close decision
 	rooms  map[string]struct{} // guarded by the registry's mu

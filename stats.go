@@ -21,6 +21,7 @@ type Stats struct {
 	Dropped       uint64 `json:"dropped"`        // messages dropped by DropNewest or DropOldest
 	Replaced      uint64 `json:"replaced"`       // queued Latest messages replaced by a newer one of the same key
 	RateDropped   uint64 `json:"rate_dropped"`   // incoming messages dropped by WithRateLimit's DropOverRate
+	Compressed    uint64 `json:"compressed"`     // outbound messages compressed, once however many sockets they went to
 	SlowClosed    uint64 `json:"slow_closed"`    // sockets closed by CloseSlow
 	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
 	Panics        uint64 `json:"panics"`         // panics recovered from the Func
@@ -61,7 +62,7 @@ func (c CloseCounts) MarshalJSON() ([]byte, error) {
 type counters struct {
 	live                          atomic.Int64
 	accepted, refused, capRefused atomic.Uint64
-	rateDropped                   atomic.Uint64
+	rateDropped, compressed       atomic.Uint64
 	dropped, replaced, slowClosed atomic.Uint64
 	handlerErrors, panics         atomic.Uint64
 	closes                        [causeCount]atomic.Uint64
@@ -107,6 +108,7 @@ func (e *Endpoint) Stats() Stats {
 		Dropped:       c.dropped.Load(),
 		Replaced:      c.replaced.Load(),
 		RateDropped:   c.rateDropped.Load(),
+		Compressed:    c.compressed.Load(),
 		SlowClosed:    c.slowClosed.Load(),
 		HandlerErrors: c.handlerErrors.Load(),
 		Panics:        c.panics.Load(),

@@ -86,6 +86,9 @@ func (o *outbox) decision() closeSpec {
 func (o *outbox) enqueue(m Message) error {
 	cfg := &o.s.ep.cfg
 	stats := &o.s.ep.stats
+	if o.s.deflate {
+		m = o.s.ep.compressible(m) // unless a fan-out made it so for every socket
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.state >= outFailed {

@@ -12,7 +12,8 @@ require (
 
 require (
 	github.com/dolthub/maphash v0.1.0 // indirect
-	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	golang.org/x/time v0.16.0 // indirect
 )
 
 replace github.com/lafgo/laf => ../
