@@ -32,8 +32,19 @@
 // MethodClose. Calls for one socket never overlap; different sockets run
 // in parallel. The close event fires whoever closed (the peer, server
 // code, a handler error, a fault, or a timeout) and says why in
-// Params.Cause. By then the socket has left the registry and its rooms,
-// and sends on it return ErrClosed.
+// Params.Cause. By then the socket has left the registry and its rooms
+// (Socket.Rooms still names the rooms it was in), and sends on it return
+// ErrClosed.
+//
+// # Contexts and per-socket state
+//
+// The *FunctionContext is also the event's context.Context: pass it to
+// the send methods and to any call made while handling the event. It is
+// never done while the Func runs, unless Shutdown gives up, and its Value
+// carries the upgrade request's context values, so a middleware in front
+// of the Endpoint can hand auth claims to every event. Socket.Context is
+// for work that should stop once the socket closes. Socket.Set, Get and
+// Delete keep per-socket values, which live as long as the socket.
 //
 // # Errors
 //
@@ -42,11 +53,12 @@
 // and logged with its stack, and every other socket carries on. Bad input
 // from a peer closes its socket with the matching code: 1009 for a message
 // over the read limit, 1007 for invalid UTF-8 in a text message, 1002 for
-// a protocol error; the error event carries ErrMessageTooBig,
-// ErrInvalidUTF8 or ErrProtocol. Refused upgrades get an HTTP status:
-// 426 or 400 for a request that is not a WebSocket upgrade, 403 for a
-// cross-origin request (see WithOriginPatterns), the AuthFunc's status,
-// and 503 after Shutdown.
+// a protocol error, 1008 for a peer over its rate limit (WithRateLimit);
+// the error event carries ErrMessageTooBig, ErrInvalidUTF8, ErrProtocol
+// or ErrRateLimited. Refused upgrades get an HTTP status: 426 or 400 for
+// a request that is not a WebSocket upgrade, 403 for a cross-origin
+// request (see WithOriginPatterns), the AuthFunc's status, 503 over
+// WithMaxSockets or after Shutdown, and 429 over WithMaxSocketsPerKey.
 //
 // # Sending
 //
@@ -60,6 +72,13 @@
 // socket writes goes out whole, and none follows its close frame, whoever
 // decided the close.
 //
+// For state that changes many times a second, laf.Latest marks a message
+// as the newest of its key: a slow socket's queue then holds one of each
+// key rather than a backlog, while other messages are never dropped.
+// Socket.Buffered and Socket.Dropped show a socket falling behind.
+// WithCompression negotiates permessage-deflate and compresses a
+// broadcast once for every socket.
+//
 // A message event, and its Params.Data, belong to the Func, which may keep
 // them; laf.Owned sends Data back without a copy. WithLentData lends them
 // instead, valid until the Func returns, and reuses their memory, so that
@@ -68,9 +87,11 @@
 // # Lifetimes
 //
 // Sockets are pinged (WithPing, on by default) so that idle connections
-// survive proxies and dead peers are found; WithIdleTimeout and
-// WithMaxLifetime bound a socket's life. Endpoint.Shutdown closes every
-// socket with 1001 and waits for their close events.
+// survive proxies and dead peers are found; WithIdleTimeout,
+// WithReadIdleTimeout and WithMaxLifetime bound a socket's life, and
+// WithCloseTimeout how long a graceful close may take. WithRoomHook hears
+// a room get its first socket and lose its last. Endpoint.Shutdown closes
+// every socket with 1001 and waits for their close events.
 //
 // # Clusters
 //
