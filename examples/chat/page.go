@@ -45,6 +45,8 @@ ws.onerror = () => setStatus("error");
 ws.onmessage = (e) => {
   const m = JSON.parse(e.data);
   received.push(m);
+  // Every message names the room this socket is in, which "/join" changes.
+  if (m.room) document.getElementById("room").textContent = m.room;
   switch (m.type) {
   case "join": add(m.from + " joined " + m.room, "system"); break;
   case "leave": add(m.from + " left " + m.room, "system"); break;

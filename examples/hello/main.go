@@ -1,7 +1,7 @@
 // Command hello serves Laf's first __websocket__ function: it greets each
 // socket on connection and acknowledges every message.
 //
-//	go run ./examples/hello -addr localhost:8080
+//	go build -o hello ./examples/hello && ./hello -addr localhost:8080
 //
 // Open http://localhost:8080/ for a browser client, or connect any
 // WebSocket client to ws://localhost:8080/__websocket__.
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -54,36 +55,52 @@ func main() {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(page))
 	})
-	slog.Info("listening", "url", "http://"+*addr+"/")
-	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	// http.Server.Shutdown does not close WebSockets, and it can wait
-	// seconds for HTTP connections a browser opened but never used: start
-	// the endpoint's shutdown with it, so sockets get 1001 at once.
-	srv.RegisterOnShutdown(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ep.Shutdown(ctx)
-	})
 
 	// On SIGINT or SIGTERM: stop taking requests, close every socket with
 	// 1001 "going away", and wait for their close events.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
-	select {
-	case err := <-served:
+	context.AfterFunc(ctx, stop) // once shutdown starts, a second signal kills at once
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		slog.Error("listen", "err", err)
+		os.Exit(1)
+	}
+	slog.Info("listening", "url", "http://"+ln.Addr().String()+"/")
+	if err := serve(ctx, ln, mux, ep); err != nil {
 		slog.Error("serve", "err", err)
 		os.Exit(1)
+	}
+}
+
+// serve serves h on ln until ctx is done, then shuts down: new upgrades
+// get 503, every socket 1001, and serve returns once every close event
+// has returned, or after 10 s.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, ep *laf.Endpoint) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	srv.Shutdown(shutdownCtx)
-	ep.Shutdown(shutdownCtx) // waits for the close events
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		slog.Error("serve", "err", err)
-	}
+	// http.Server.Shutdown does not wait for WebSockets, and it first waits
+	// for idle connections: start the endpoint's Shutdown from it, so that
+	// sockets get 1001 at once, and wait for it, as it runs in a goroutine
+	// of its own.
+	epDone := make(chan error, 1)
+	srv.RegisterOnShutdown(func() { epDone <- ep.Shutdown(ctx) })
+	err := srv.Shutdown(ctx)
+	return errors.Join(err, <-epDone)
 }
 
 // page runs the seed's browser client verbatim, with only the URL changed,

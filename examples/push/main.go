@@ -2,12 +2,13 @@
 // socket id; any other code can then push to it by id, here through a
 // plain HTTP endpoint.
 //
-//	go run ./examples/push -addr localhost:8080
+//	go build -o push ./examples/push && ./push -addr localhost:8080
 //
 // Endpoints:
 //
 //	GET  /__websocket__   the WebSocket; the first message is {"type":"welcome","id":"…"}
-//	POST /push?id=ID      body is pushed to socket ID as a text message; 404 if there is none
+//	POST /push?id=ID      body is pushed to socket ID as a text message; 400 if it is
+//	                      empty or not UTF-8, 404 if there is no socket ID
 //	GET  /events?id=ID    the events the function saw for socket ID, as JSON
 //	GET  /stats           the endpoint's counters, as JSON
 //	GET  /                a browser client
@@ -20,6 +21,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,6 +29,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lafgo/laf"
 )
@@ -82,8 +85,15 @@ func (a *app) function(ctx *laf.FunctionContext) error {
 // push handles POST /push?id=ID.
 func (a *app) push(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
+	switch {
+	case err != nil:
 		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	case len(body) == 0:
+		http.Error(w, "empty body: nothing to push", http.StatusBadRequest)
+		return
+	case !utf8.Valid(body):
+		http.Error(w, "the body must be UTF-8 text", http.StatusBadRequest)
 		return
 	}
 	err = a.ep.SendSocket(r.Context(), r.URL.Query().Get("id"), laf.Text(string(body)))
@@ -140,38 +150,50 @@ func main() {
 		opts = append(opts, laf.WithOriginPatterns(strings.Split(*origins, ",")...))
 	}
 	a, handler := newApp(opts...)
-	srv := &http.Server{Addr: *addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	// http.Server.Shutdown does not close WebSockets, and it can wait
-	// seconds for HTTP connections a browser opened but never used: start
-	// the endpoint's shutdown with it, so sockets get 1001 at once.
-	srv.RegisterOnShutdown(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		a.ep.Shutdown(ctx)
-	})
 
-	// On SIGINT or SIGTERM: stop taking requests, close every socket with
-	// 1001, and wait for their close events.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	shutdownDone := make(chan struct{})
-	go func() {
-		defer close(shutdownDone)
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdownCtx)
-		a.ep.Shutdown(shutdownCtx) // waits for the close events
-	}()
-
-	logger.Info("listening", "url", "http://"+*addr+"/")
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	context.AfterFunc(ctx, stop) // once shutdown starts, a second signal kills at once
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		logger.Error("listen", "err", err)
+		os.Exit(1)
+	}
+	logger.Info("listening", "url", "http://"+ln.Addr().String()+"/")
+	if err := serve(ctx, ln, handler, a.ep); err != nil {
 		logger.Error("serve", "err", err)
 		os.Exit(1)
 	}
-	// ListenAndServe returns as soon as Shutdown begins: wait for the
-	// sockets' close events before exiting.
-	<-shutdownDone
+}
+
+// serve serves h on ln until ctx is done, then shuts down: new upgrades
+// get 503, every socket 1001, and serve returns once every close event
+// has returned, or after 10 s.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, ep *laf.Endpoint) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// http.Server.Shutdown does not wait for WebSockets, and it first waits
+	// for idle connections: start the endpoint's Shutdown from it, so that
+	// sockets get 1001 at once, and wait for it, as it runs in a goroutine
+	// of its own.
+	epDone := make(chan error, 1)
+	srv.RegisterOnShutdown(func() { epDone <- ep.Shutdown(ctx) })
+	err := srv.Shutdown(ctx)
+	return errors.Join(err, <-epDone)
 }
 
 // eventLog keeps the events of the last max sockets.

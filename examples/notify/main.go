@@ -1,0 +1,189 @@
+// Command notify is a notification service: every browser tab of a user
+// holds a socket, and any backend reaches all of them with one request.
+//
+//	go build -o notify ./examples/notify && ./notify -addr localhost:8080
+//
+// Open http://localhost:8080/?user=alice in a tab or two, then:
+//
+//	curl -d '{"title":"hello"}' 'http://localhost:8080/notify?user=alice'
+//
+// Endpoints:
+//
+//	GET  /ws?user=NAME      the socket of user NAME (401 without one); its first message is
+//	                        {"type":"connected","user":NAME}. Sending "join:ROOM" joins ROOM.
+//	POST /notify?user=NAME  sends the JSON body to every socket of NAME (404 if none),
+//	POST /notify?room=ROOM  or to every socket in ROOM; 400 if the body is not JSON
+//	GET  /stats             the endpoint's counters, as JSON
+//	GET  /                  a browser client (?user=NAME&room=ROOM)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lafgo/laf"
+)
+
+type app struct {
+	ep  *laf.Endpoint
+	mux *http.ServeMux
+}
+
+func newApp(opts ...laf.Option) *app {
+	a := &app{mux: http.NewServeMux()}
+	a.ep = laf.Handler(ws, append([]laf.Option{laf.WithAuth(identify)}, opts...)...)
+	a.mux.Handle("GET /ws", a.ep)
+	a.mux.HandleFunc("POST /notify", a.notify)
+	a.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(a.ep.Stats())
+	})
+	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page)
+	})
+	return a
+}
+
+// identify is the AuthFunc: the socket's identity is its user. A real
+// service would take it from a session cookie, not the URL.
+func identify(r *http.Request) (string, error) {
+	if u := r.URL.Query().Get("user"); u != "" {
+		return u, nil
+	}
+	return "", &laf.HTTPError{Status: http.StatusUnauthorized, Message: "connect to /ws?user=NAME"}
+}
+
+// ws is the endpoint's Func.
+func ws(ctx *laf.FunctionContext) error {
+	switch ctx.Method {
+	case laf.MethodConnection:
+		return ctx.Socket.SendJSON(map[string]string{"type": "connected", "user": ctx.Socket.Identity()})
+	case laf.MethodMessage:
+		room, ok := strings.CutPrefix(ctx.Params.Data.String(), "join:")
+		if !ok || room == "" {
+			return ctx.Socket.SendJSON(map[string]string{"type": "error", "error": `send "join:ROOM"`})
+		}
+		ctx.Socket.Join(room)
+		return ctx.Socket.SendJSON(map[string]string{"type": "joined", "room": room})
+	}
+	return nil
+}
+
+// notify handles POST /notify?user=NAME and POST /notify?room=ROOM.
+func (a *app) notify(w http.ResponseWriter, r *http.Request) {
+	user, room := r.URL.Query().Get("user"), r.URL.Query().Get("room")
+	if (user == "") == (room == "") {
+		http.Error(w, "notify ?user=NAME or ?room=ROOM", http.StatusBadRequest)
+		return
+	}
+	send, to := a.ep.SendIdentity, user
+	if room != "" {
+		send, to = a.ep.SendRoom, room
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	if !json.Valid(body) || !utf8.Valid(body) {
+		http.Error(w, "the body must be JSON", http.StatusBadRequest)
+		return
+	}
+	// The body is handed over and sent as it is, to every socket, without
+	// a copy.
+	switch err := send(r.Context(), to, laf.Owned(body, false)); {
+	case errors.Is(err, laf.ErrNotFound):
+		http.Error(w, "nobody to notify: "+to+" has no socket open", http.StatusNotFound)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	default:
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", "listen address")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	a := newApp(laf.WithLogger(logger))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop) // once shutdown starts, a second signal kills at once
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		logger.Error("listen", "err", err)
+		os.Exit(1)
+	}
+	logger.Info("listening", "url", "http://"+ln.Addr().String()+"/?user=alice")
+	if err := serve(ctx, ln, a.mux, a.ep); err != nil {
+		logger.Error("serve", "err", err)
+		os.Exit(1)
+	}
+}
+
+// serve serves h on ln until ctx is done, then shuts down: new upgrades
+// get 503, every socket 1001, and serve returns once every close event
+// has returned, or after 10 s.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, ep *laf.Endpoint) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// http.Server.Shutdown does not wait for WebSockets, and it first waits
+	// for idle connections: start the endpoint's Shutdown from it, so that
+	// sockets get 1001 at once, and wait for it, as it runs in a goroutine
+	// of its own.
+	epDone := make(chan error, 1)
+	srv.RegisterOnShutdown(func() { epDone <- ep.Shutdown(ctx) })
+	err := srv.Shutdown(ctx)
+	return errors.Join(err, <-epDone)
+}
+
+const page = `<!doctype html>
+<meta charset="utf-8">
+<title>laf notify</title>
+<p id="status">connecting…</p>
+<p>Notify this user's tabs: <code id="curl"></code></p>
+<ul id="log"></ul>
+<script>
+const q = new URLSearchParams(location.search);
+const user = q.get("user") || "alice", room = q.get("room");
+const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/ws?user=" + encodeURIComponent(user));
+const status = (s) => { document.getElementById("status").textContent = s; };
+document.getElementById("curl").textContent =
+  "curl -d '{\"title\":\"hello\"}' '" + location.origin + "/notify?user=" + encodeURIComponent(user) + "'";
+ws.onopen = () => { status("connected as " + user); if (room) ws.send("join:" + room); };
+ws.onclose = (e) => status("closed " + e.code + " " + e.reason);
+ws.onmessage = (e) => {
+  const li = document.createElement("li");
+  li.textContent = e.data;
+  document.getElementById("log").prepend(li);
+};
+</script>
+`
