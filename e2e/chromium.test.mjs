@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { launch, openPage } from './lib/browser.mjs';
 import { Fixture, buildExamples, tempDir, waitFor } from './lib/servers.mjs';
+import { Client } from './lib/wsclient.mjs';
 
 const OPTS = { timeout: 120_000 }; // a backstop: every wait inside gives up after 20 s
 // Poll page conditions on a timer: requestAnimationFrame, Playwright's
@@ -89,6 +90,29 @@ async function say(page, text) {
 }
 
 describe('Chromium, examples/chat', () => {
+  e2e('with -compress, Chromium and Node ws negotiate permessage-deflate, and a large room message, compressed once, arrives intact at both', async (fx, browser) => {
+    const chat = await fx.start('chat', ['-compress']);
+    const alice = await openPage(fx, browser);
+    await alice.goto(chat.url + '/?room=z&name=alice');
+    await chatStatus(alice, 'connected as alice');
+    assert.match(await alice.evaluate(() => window.chat.extensions), /^permessage-deflate/);
+
+    const bob = await Client.open(chat.wsURL + '?room=z&name=bob'); // ws offers permessage-deflate by default
+    fx.defer(() => bob.terminate());
+    assert.match(bob.ws.extensions, /^permessage-deflate/);
+    await received(alice, 2); // alice's join, then bob's
+    assert.equal(JSON.parse((await bob.next()).data).type, 'join');
+
+    const before = (await chat.json('/stats')).compressed;
+    const long = Array.from({ length: 60 }, (_, i) => `{"n":${i},"text":"chat traffic is mostly JSON ✓"}`).join(',');
+    await say(alice, long);
+    const text = { type: 'text', from: 'alice', room: 'z', text: long };
+    assert.deepEqual((await received(alice, 3))[2], text);
+    assert.deepEqual(JSON.parse((await bob.next()).data), text);
+    assert.equal((await chat.json('/stats')).compressed, before + 1, 'compressed once for both sockets');
+  });
+
+
   e2e('two pages in one room see each other\'s text and JSON messages; another room sees none', async (fx, browser, t) => {
     const chat = await fx.start('chat');
     const alice = await openPage(fx, browser);

@@ -142,12 +142,16 @@ func newChat(fn laf.Func, opts ...laf.Option) (*laf.Endpoint, http.Handler) {
 func main() {
 	addr := flag.String("addr", "localhost:8080", "listen address")
 	origins := flag.String("origins", "", "comma-separated origin patterns allowed to connect cross-origin")
+	compress := flag.Bool("compress", false, "negotiate permessage-deflate and compress messages of 512 bytes or more")
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	opts := []laf.Option{laf.WithLogger(logger)}
 	if *origins != "" {
 		opts = append(opts, laf.WithOriginPatterns(strings.Split(*origins, ",")...))
+	}
+	if *compress {
+		opts = append(opts, laf.WithCompression(0))
 	}
 	ep, handler := newChat(chat, opts...)
 

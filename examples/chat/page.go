@@ -39,7 +39,7 @@ function setStatus(s) {
 }
 
 const ws = new WebSocket(url);
-ws.onopen = () => setStatus("connected as " + name);
+ws.onopen = () => { window.chat.extensions = ws.extensions; setStatus("connected as " + name); };
 ws.onclose = (e) => setStatus("closed " + e.code + (e.reason ? " " + e.reason : ""));
 ws.onerror = () => setStatus("error");
 ws.onmessage = (e) => {
