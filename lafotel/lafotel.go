@@ -18,10 +18,13 @@
 //	laf.sockets.live            UpDownCounter        {socket}    sockets open now
 //	laf.sockets.closed          Counter              {socket}    sockets closed, by cause
 //	laf.upgrades.accepted       Counter              {upgrade}   WebSocket upgrades accepted
-//	laf.upgrades.refused        Counter              {upgrade}   upgrades refused (bad request, origin, auth, shutdown)
+//	laf.upgrades.refused        Counter              {upgrade}   upgrades refused (bad request, origin, auth, a cap or shutdown)
+//	laf.upgrades.cap_refused    Counter              {upgrade}   of those, refused by WithMaxSockets or WithMaxSocketsPerKey
 //	laf.messages.received       Counter              {message}   messages delivered to the Func
 //	laf.messages.sent           Counter              {message}   messages written to peers
 //	laf.messages.dropped        Counter              {message}   messages dropped by DropNewest or DropOldest
+//	laf.messages.replaced       Counter              {message}   queued laf.Latest messages replaced by a newer one of the same key
+//	laf.messages.rate_dropped   Counter              {message}   incoming messages dropped by WithRateLimit's DropOverRate
 //	laf.payload.received        Counter              By          payload bytes of the messages received
 //	laf.payload.sent            Counter              By          payload bytes of the messages sent
 //	laf.slow_consumers.closed   Counter              {socket}    sockets closed by CloseSlow
@@ -33,8 +36,9 @@
 // laf.sockets.closed carries a "cause" attribute, laf.CloseCause's name
 // with spaces turned into underscores: "peer", "abnormal", "server",
 // "handler_error", "read_limit", "protocol", "slow_consumer",
-// "ping_timeout", "idle", "lifetime" or "shutdown". Every cause is
-// observed on every collection, at zero until a socket closes for it.
+// "ping_timeout", "idle", "lifetime", "shutdown" or "policy". Every
+// cause is observed on every collection, at zero until a socket closes
+// for it.
 //
 // No semantic convention covers WebSocket servers, so the names follow
 // OpenTelemetry's naming rules (dot-separated namespaces, no unit in the
@@ -151,14 +155,20 @@ func Register(src Source, provider metric.MeterProvider, opts ...Option) (metric
 	}
 	add("laf.upgrades.accepted", "{upgrade}", "WebSocket upgrades accepted.",
 		func(s *laf.Stats) uint64 { return s.Accepted })
-	add("laf.upgrades.refused", "{upgrade}", "WebSocket upgrades refused: bad request, origin, auth or shutdown.",
+	add("laf.upgrades.refused", "{upgrade}", "WebSocket upgrades refused: bad request, origin, auth, a cap or shutdown.",
 		func(s *laf.Stats) uint64 { return s.Refused })
+	add("laf.upgrades.cap_refused", "{upgrade}", "WebSocket upgrades refused by the WithMaxSockets or WithMaxSocketsPerKey cap, also counted as refused.",
+		func(s *laf.Stats) uint64 { return s.CapRefused })
 	add("laf.messages.received", "{message}", "Messages received from peers and delivered to the handler.",
 		func(s *laf.Stats) uint64 { return s.MessagesIn })
 	add("laf.messages.sent", "{message}", "Messages written to peers.",
 		func(s *laf.Stats) uint64 { return s.MessagesOut })
 	add("laf.messages.dropped", "{message}", "Outbound messages dropped by the DropNewest or DropOldest policy.",
 		func(s *laf.Stats) uint64 { return s.Dropped })
+	add("laf.messages.replaced", "{message}", "Queued laf.Latest messages replaced by a newer one of the same key.",
+		func(s *laf.Stats) uint64 { return s.Replaced })
+	add("laf.messages.rate_dropped", "{message}", "Incoming messages over the rate limit dropped by the DropOverRate policy.",
+		func(s *laf.Stats) uint64 { return s.RateDropped })
 	add("laf.payload.received", "By", "Payload bytes of the messages received.",
 		func(s *laf.Stats) uint64 { return s.BytesIn })
 	add("laf.payload.sent", "By", "Payload bytes of the messages sent.",

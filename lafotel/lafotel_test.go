@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,12 +45,13 @@ type counting struct {
 func (c *counting) Stats() laf.Stats { c.calls.Add(1); return c.Source.Stats() }
 
 // distinct has a different value in every field, so that a field observed
-// by the wrong instrument shows.
+// by the wrong instrument shows. CapRefused is below Refused, which counts
+// it too.
 func distinct() fixed {
 	st := laf.Stats{
-		Live: 3, Accepted: 101, Refused: 102, MessagesIn: 103, BytesIn: 104,
-		MessagesOut: 105, BytesOut: 106, Dropped: 107, SlowClosed: 108,
-		HandlerErrors: 109, Panics: 110, PublishErrors: 111,
+		Live: 3, Accepted: 101, Refused: 102, CapRefused: 100, MessagesIn: 103, BytesIn: 104,
+		MessagesOut: 105, BytesOut: 106, Dropped: 107, Replaced: 112, RateDropped: 113,
+		SlowClosed: 108, HandlerErrors: 109, Panics: 110, PublishErrors: 111,
 	}
 	for c := laf.CausePeer; int(c) < len(st.Closes); c++ {
 		st.Closes[c] = 200 + uint64(c)
@@ -59,7 +61,7 @@ func distinct() fixed {
 
 // causes are the values of the cause attribute, in laf.CloseCause order.
 var causes = []string{"peer", "abnormal", "server", "handler_error", "read_limit",
-	"protocol", "slow_consumer", "ping_timeout", "idle", "lifetime", "shutdown"}
+	"protocol", "slow_consumer", "ping_timeout", "idle", "lifetime", "shutdown", "policy"}
 
 // newReader returns a MeterProvider and the manual reader that collects
 // from it; the test's cleanup shuts the provider down.
@@ -122,10 +124,13 @@ func want(st laf.Stats, attrs ...attribute.KeyValue) []metricdata.Metrics {
 		sum("laf.sockets.live", "{socket}", "WebSocket connections open now.", false, point(st.Live, attrs...)),
 		sum("laf.sockets.closed", "{socket}", "WebSocket connections closed, by the cause of their close.", true, closed...),
 		count("laf.upgrades.accepted", "{upgrade}", "WebSocket upgrades accepted.", st.Accepted),
-		count("laf.upgrades.refused", "{upgrade}", "WebSocket upgrades refused: bad request, origin, auth or shutdown.", st.Refused),
+		count("laf.upgrades.refused", "{upgrade}", "WebSocket upgrades refused: bad request, origin, auth, a cap or shutdown.", st.Refused),
+		count("laf.upgrades.cap_refused", "{upgrade}", "WebSocket upgrades refused by the WithMaxSockets or WithMaxSocketsPerKey cap, also counted as refused.", st.CapRefused),
 		count("laf.messages.received", "{message}", "Messages received from peers and delivered to the handler.", st.MessagesIn),
 		count("laf.messages.sent", "{message}", "Messages written to peers.", st.MessagesOut),
 		count("laf.messages.dropped", "{message}", "Outbound messages dropped by the DropNewest or DropOldest policy.", st.Dropped),
+		count("laf.messages.replaced", "{message}", "Queued laf.Latest messages replaced by a newer one of the same key.", st.Replaced),
+		count("laf.messages.rate_dropped", "{message}", "Incoming messages over the rate limit dropped by the DropOverRate policy.", st.RateDropped),
 		count("laf.payload.received", "By", "Payload bytes of the messages received.", st.BytesIn),
 		count("laf.payload.sent", "By", "Payload bytes of the messages sent.", st.BytesOut),
 		count("laf.slow_consumers.closed", "{socket}", "WebSocket connections closed by the CloseSlow policy for not keeping up.", st.SlowClosed),
@@ -368,6 +373,53 @@ func TestShutdownCountedByCause(t *testing.T) {
 	// counted by now.
 	assert.Equal(t, int64(2), value(t, reader, "laf.sockets.closed", "shutdown"))
 	assert.Equal(t, int64(0), value(t, reader, "laf.sockets.live"))
+}
+
+// TestCapsAndRateLimitsCounted checks the counters of WithMaxSockets and
+// WithRateLimit over real sockets: a capped upgrade, messages dropped over
+// the rate, and a socket closed over it.
+func TestCapsAndRateLimitsCounted(t *testing.T) {
+	srv := laftest.NewServer(t, script, laf.WithMaxSockets(1), laf.WithReadLimit(100),
+		laf.WithRateLimit(laf.RateLimit{Bytes: 1, ByteBurst: 100, Policy: laf.DropOverRate})) // 100 bytes, then about none
+	mp, reader := newReader(t)
+	register(t, srv.Endpoint, mp)
+
+	// The second socket is over the cap: refused, and counted as capped.
+	c := srv.Dial(t)
+	_, resp, err := srv.TryDial(nil)
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, int64(1), value(t, reader, "laf.upgrades.refused"))
+	assert.Equal(t, int64(1), value(t, reader, "laf.upgrades.cap_refused"))
+
+	// The first message takes the whole burst; the next two are dropped,
+	// and the socket stays open.
+	big := strings.Repeat("x", 100)
+	c.Send(big)
+	c.ExpectText(big)
+	c.Send(big)
+	c.Send(big)
+	eventually(t, reader, 2, "laf.messages.rate_dropped")
+	assert.Equal(t, int64(1), value(t, reader, "laf.messages.received"))
+	assert.Equal(t, int64(1), value(t, reader, "laf.sockets.live"))
+	assert.Equal(t, int64(0), value(t, reader, "laf.sockets.closed", "policy"))
+
+	// Under the default CloseOverRate, a peer over its rate is closed
+	// with 1008, counted by the policy cause.
+	srv = laftest.NewServer(t, script, laf.WithRateLimit(laf.RateLimit{Messages: 1, MessageBurst: 1}))
+	mp, reader = newReader(t)
+	register(t, srv.Endpoint, mp)
+	c = srv.Dial(t)
+	for range 10 { // far faster than one a second
+		if c.WS.Write(context.Background(), websocket.MessageText, []byte("spam")) != nil {
+			break
+		}
+	}
+	c.ExpectClose(websocket.StatusPolicyViolation)
+	eventually(t, reader, 1, "laf.sockets.closed", "policy")
+	assert.Equal(t, int64(0), value(t, reader, "laf.messages.rate_dropped"))
+	assert.Equal(t, int64(0), value(t, reader, "laf.upgrades.cap_refused"))
 }
 
 // TestConcurrentCollections collects from two readers, each from two

@@ -12,12 +12,15 @@
 //
 //	laf_sockets_live                     gauge    sockets open now
 //	laf_upgrades_accepted_total          counter  WebSocket upgrades accepted
-//	laf_upgrades_refused_total           counter  upgrades refused (bad request, origin, auth, shutdown)
+//	laf_upgrades_refused_total           counter  upgrades refused (bad request, origin, auth, a cap or shutdown)
+//	laf_upgrades_cap_refused_total       counter  of those, refused by WithMaxSockets or WithMaxSocketsPerKey
 //	laf_messages_received_total          counter  messages delivered to the Func
 //	laf_received_bytes_total             counter  their payload bytes
 //	laf_messages_sent_total              counter  messages written to peers
 //	laf_sent_bytes_total                 counter  their payload bytes
 //	laf_messages_dropped_total           counter  messages dropped by DropNewest or DropOldest
+//	laf_messages_replaced_total          counter  queued laf.Latest messages replaced by a newer one of the same key
+//	laf_messages_rate_dropped_total      counter  incoming messages dropped by WithRateLimit's DropOverRate
 //	laf_slow_consumers_closed_total      counter  sockets closed by CloseSlow
 //	laf_handler_errors_total             counter  errors returned by the Func
 //	laf_handler_panics_total             counter  panics recovered from the Func
@@ -27,7 +30,7 @@
 // The cause label takes laf.CloseCause's names with spaces turned into
 // underscores: "peer", "abnormal", "server", "handler_error",
 // "read_limit", "protocol", "slow_consumer", "ping_timeout", "idle",
-// "lifetime" and "shutdown". Every cause is exported from the first
+// "lifetime", "shutdown" and "policy". Every cause is exported from the first
 // scrape on, at zero until a socket closes for it, so that rate() and
 // alerts see each series start.
 //
@@ -132,8 +135,10 @@ func NewCollector(src Source, opts ...Option) *Collector {
 	}
 	add("upgrades_accepted_total", "WebSocket upgrades accepted.",
 		func(s *laf.Stats) uint64 { return s.Accepted })
-	add("upgrades_refused_total", "WebSocket upgrades refused: bad request, origin, auth or shutdown.",
+	add("upgrades_refused_total", "WebSocket upgrades refused: bad request, origin, auth, a cap or shutdown.",
 		func(s *laf.Stats) uint64 { return s.Refused })
+	add("upgrades_cap_refused_total", "WebSocket upgrades refused by the WithMaxSockets or WithMaxSocketsPerKey cap, also counted as refused.",
+		func(s *laf.Stats) uint64 { return s.CapRefused })
 	add("messages_received_total", "Messages received from peers and delivered to the handler.",
 		func(s *laf.Stats) uint64 { return s.MessagesIn })
 	add("received_bytes_total", "Payload bytes of the messages received.",
@@ -144,6 +149,10 @@ func NewCollector(src Source, opts ...Option) *Collector {
 		func(s *laf.Stats) uint64 { return s.BytesOut })
 	add("messages_dropped_total", "Outbound messages dropped by the DropNewest or DropOldest policy.",
 		func(s *laf.Stats) uint64 { return s.Dropped })
+	add("messages_replaced_total", "Queued laf.Latest messages replaced by a newer one of the same key.",
+		func(s *laf.Stats) uint64 { return s.Replaced })
+	add("messages_rate_dropped_total", "Incoming messages over the rate limit dropped by the DropOverRate policy.",
+		func(s *laf.Stats) uint64 { return s.RateDropped })
 	add("slow_consumers_closed_total", "WebSocket connections closed by the CloseSlow policy for not keeping up.",
 		func(s *laf.Stats) uint64 { return s.SlowClosed })
 	add("handler_errors_total", "Errors returned by the handler.",

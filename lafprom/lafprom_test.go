@@ -39,12 +39,13 @@ type fixed laf.Stats
 func (f fixed) Stats() laf.Stats { return laf.Stats(f) }
 
 // distinct has a different value in every field, so that a field exported
-// under the wrong name shows.
+// under the wrong name shows. CapRefused is below Refused, which counts
+// it too.
 func distinct() fixed {
 	st := laf.Stats{
-		Live: 3, Accepted: 101, Refused: 102, MessagesIn: 103, BytesIn: 104,
-		MessagesOut: 105, BytesOut: 106, Dropped: 107, SlowClosed: 108,
-		HandlerErrors: 109, Panics: 110, PublishErrors: 111,
+		Live: 3, Accepted: 101, Refused: 102, CapRefused: 100, MessagesIn: 103, BytesIn: 104,
+		MessagesOut: 105, BytesOut: 106, Dropped: 107, Replaced: 112, RateDropped: 113,
+		SlowClosed: 108, HandlerErrors: 109, Panics: 110, PublishErrors: 111,
 	}
 	for c := laf.CausePeer; int(c) < len(st.Closes); c++ {
 		st.Closes[c] = 200 + uint64(c)
@@ -67,9 +68,15 @@ laf_handler_panics_total 110
 # HELP laf_messages_dropped_total Outbound messages dropped by the DropNewest or DropOldest policy.
 # TYPE laf_messages_dropped_total counter
 laf_messages_dropped_total 107
+# HELP laf_messages_rate_dropped_total Incoming messages over the rate limit dropped by the DropOverRate policy.
+# TYPE laf_messages_rate_dropped_total counter
+laf_messages_rate_dropped_total 113
 # HELP laf_messages_received_total Messages received from peers and delivered to the handler.
 # TYPE laf_messages_received_total counter
 laf_messages_received_total 103
+# HELP laf_messages_replaced_total Queued laf.Latest messages replaced by a newer one of the same key.
+# TYPE laf_messages_replaced_total counter
+laf_messages_replaced_total 112
 # HELP laf_messages_sent_total Messages written to peers.
 # TYPE laf_messages_sent_total counter
 laf_messages_sent_total 105
@@ -90,6 +97,7 @@ laf_sockets_closed_total{cause="idle"} 209
 laf_sockets_closed_total{cause="lifetime"} 210
 laf_sockets_closed_total{cause="peer"} 201
 laf_sockets_closed_total{cause="ping_timeout"} 208
+laf_sockets_closed_total{cause="policy"} 212
 laf_sockets_closed_total{cause="protocol"} 206
 laf_sockets_closed_total{cause="read_limit"} 205
 laf_sockets_closed_total{cause="server"} 203
@@ -101,7 +109,10 @@ laf_sockets_live 3
 # HELP laf_upgrades_accepted_total WebSocket upgrades accepted.
 # TYPE laf_upgrades_accepted_total counter
 laf_upgrades_accepted_total 101
-# HELP laf_upgrades_refused_total WebSocket upgrades refused: bad request, origin, auth or shutdown.
+# HELP laf_upgrades_cap_refused_total WebSocket upgrades refused by the WithMaxSockets or WithMaxSocketsPerKey cap, also counted as refused.
+# TYPE laf_upgrades_cap_refused_total counter
+laf_upgrades_cap_refused_total 100
+# HELP laf_upgrades_refused_total WebSocket upgrades refused: bad request, origin, auth, a cap or shutdown.
 # TYPE laf_upgrades_refused_total counter
 laf_upgrades_refused_total 102
 `
@@ -111,11 +122,14 @@ var metricNames = []string{
 	"laf_sockets_live",
 	"laf_upgrades_accepted_total",
 	"laf_upgrades_refused_total",
+	"laf_upgrades_cap_refused_total",
 	"laf_messages_received_total",
 	"laf_received_bytes_total",
 	"laf_messages_sent_total",
 	"laf_sent_bytes_total",
 	"laf_messages_dropped_total",
+	"laf_messages_replaced_total",
+	"laf_messages_rate_dropped_total",
 	"laf_slow_consumers_closed_total",
 	"laf_handler_errors_total",
 	"laf_handler_panics_total",
@@ -126,8 +140,8 @@ var metricNames = []string{
 func TestCollectorExportsEveryField(t *testing.T) {
 	c := lafprom.NewCollector(distinct())
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(distinctText)))
-	// 12 plain metrics, and one closed counter per cause.
-	assert.Equal(t, 12+len(laf.CloseCounts{})-1, testutil.CollectAndCount(c))
+	// 15 plain metrics, and one closed counter per cause.
+	assert.Equal(t, 15+len(laf.CloseCounts{})-1, testutil.CollectAndCount(c))
 	assert.Equal(t, len(laf.CloseCounts{})-1, testutil.CollectAndCount(c, "laf_sockets_closed_total"))
 }
 
@@ -174,6 +188,7 @@ app_laf_sockets_closed_total{cause="idle",endpoint="chat"} 209
 app_laf_sockets_closed_total{cause="lifetime",endpoint="chat"} 210
 app_laf_sockets_closed_total{cause="peer",endpoint="chat"} 201
 app_laf_sockets_closed_total{cause="ping_timeout",endpoint="chat"} 208
+app_laf_sockets_closed_total{cause="policy",endpoint="chat"} 212
 app_laf_sockets_closed_total{cause="protocol",endpoint="chat"} 206
 app_laf_sockets_closed_total{cause="read_limit",endpoint="chat"} 205
 app_laf_sockets_closed_total{cause="server",endpoint="chat"} 203
@@ -185,6 +200,7 @@ app_laf_sockets_closed_total{cause="idle",endpoint="feed"} 0
 app_laf_sockets_closed_total{cause="lifetime",endpoint="feed"} 0
 app_laf_sockets_closed_total{cause="peer",endpoint="feed"} 0
 app_laf_sockets_closed_total{cause="ping_timeout",endpoint="feed"} 0
+app_laf_sockets_closed_total{cause="policy",endpoint="feed"} 0
 app_laf_sockets_closed_total{cause="protocol",endpoint="feed"} 0
 app_laf_sockets_closed_total{cause="read_limit",endpoint="feed"} 0
 app_laf_sockets_closed_total{cause="server",endpoint="feed"} 0
@@ -327,6 +343,12 @@ laf_handler_panics_total 1
 # HELP laf_messages_dropped_total Outbound messages dropped by the DropNewest or DropOldest policy.
 # TYPE laf_messages_dropped_total counter
 laf_messages_dropped_total 0
+# HELP laf_messages_replaced_total Queued laf.Latest messages replaced by a newer one of the same key.
+# TYPE laf_messages_replaced_total counter
+laf_messages_replaced_total 0
+# HELP laf_messages_rate_dropped_total Incoming messages over the rate limit dropped by the DropOverRate policy.
+# TYPE laf_messages_rate_dropped_total counter
+laf_messages_rate_dropped_total 0
 # HELP laf_slow_consumers_closed_total WebSocket connections closed by the CloseSlow policy for not keeping up.
 # TYPE laf_slow_consumers_closed_total counter
 laf_slow_consumers_closed_total 0
@@ -348,9 +370,12 @@ laf_sockets_live 0
 # HELP laf_upgrades_accepted_total WebSocket upgrades accepted.
 # TYPE laf_upgrades_accepted_total counter
 laf_upgrades_accepted_total 3
-# HELP laf_upgrades_refused_total WebSocket upgrades refused: bad request, origin, auth or shutdown.
+# HELP laf_upgrades_refused_total WebSocket upgrades refused: bad request, origin, auth, a cap or shutdown.
 # TYPE laf_upgrades_refused_total counter
 laf_upgrades_refused_total 1
+# HELP laf_upgrades_cap_refused_total WebSocket upgrades refused by the WithMaxSockets or WithMaxSocketsPerKey cap, also counted as refused.
+# TYPE laf_upgrades_cap_refused_total counter
+laf_upgrades_cap_refused_total 0
 # HELP laf_sockets_closed_total WebSocket connections closed, by the cause of their close.
 # TYPE laf_sockets_closed_total counter
 laf_sockets_closed_total{cause="abnormal"} 0
@@ -359,6 +384,7 @@ laf_sockets_closed_total{cause="idle"} 0
 laf_sockets_closed_total{cause="lifetime"} 0
 laf_sockets_closed_total{cause="peer"} 1
 laf_sockets_closed_total{cause="ping_timeout"} 0
+laf_sockets_closed_total{cause="policy"} 0
 laf_sockets_closed_total{cause="protocol"} 0
 laf_sockets_closed_total{cause="read_limit"} 0
 laf_sockets_closed_total{cause="server"} 0
@@ -390,6 +416,53 @@ func TestShutdownCountedByCause(t *testing.T) {
 	// counted by now.
 	assert.Equal(t, 2.0, sample(t, reg, "laf_sockets_closed_total", "shutdown"))
 	assert.Equal(t, 0.0, sample(t, reg, "laf_sockets_live"))
+}
+
+// TestCapsAndRateLimitsCounted checks the counters of WithMaxSockets and
+// WithRateLimit over real sockets: a capped upgrade, messages dropped over
+// the rate, and a socket closed over it.
+func TestCapsAndRateLimitsCounted(t *testing.T) {
+	srv := laftest.NewServer(t, script, laf.WithMaxSockets(1), laf.WithReadLimit(100),
+		laf.WithRateLimit(laf.RateLimit{Bytes: 1, ByteBurst: 100, Policy: laf.DropOverRate})) // 100 bytes, then about none
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(lafprom.NewCollector(srv.Endpoint))
+
+	// The second socket is over the cap: refused, and counted as capped.
+	c := srv.Dial(t)
+	_, resp, err := srv.TryDial(nil)
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, 1.0, sample(t, reg, "laf_upgrades_refused_total"))
+	assert.Equal(t, 1.0, sample(t, reg, "laf_upgrades_cap_refused_total"))
+
+	// The first message takes the whole burst; the next two are dropped,
+	// and the socket stays open.
+	big := strings.Repeat("x", 100)
+	c.Send(big)
+	c.ExpectText(big)
+	c.Send(big)
+	c.Send(big)
+	eventually(t, reg, 2, "laf_messages_rate_dropped_total")
+	assert.Equal(t, 1.0, sample(t, reg, "laf_messages_received_total"))
+	assert.Equal(t, 1.0, sample(t, reg, "laf_sockets_live"))
+	assert.Equal(t, 0.0, sample(t, reg, "laf_sockets_closed_total", "policy"))
+
+	// Under the default CloseOverRate, a peer over its rate is closed
+	// with 1008, counted by the policy cause.
+	srv = laftest.NewServer(t, script, laf.WithRateLimit(laf.RateLimit{Messages: 1, MessageBurst: 1}))
+	reg = prometheus.NewPedanticRegistry()
+	reg.MustRegister(lafprom.NewCollector(srv.Endpoint))
+	c = srv.Dial(t)
+	for range 10 { // far faster than one a second
+		if c.WS.Write(context.Background(), websocket.MessageText, []byte("spam")) != nil {
+			break
+		}
+	}
+	c.ExpectClose(websocket.StatusPolicyViolation)
+	eventually(t, reg, 1, "laf_sockets_closed_total", "policy")
+	assert.Equal(t, 0.0, sample(t, reg, "laf_messages_rate_dropped_total"))
+	assert.Equal(t, 0.0, sample(t, reg, "laf_upgrades_cap_refused_total"))
 }
 
 // TestConcurrentScrapes scrapes from several goroutines while sockets
@@ -518,7 +591,7 @@ func TestPromHTTP(t *testing.T) {
 		assert.Zero(t, m.GetCounter().GetValue())
 	}
 	assert.ElementsMatch(t, []string{"peer", "abnormal", "server", "handler_error", "read_limit",
-		"protocol", "slow_consumer", "ping_timeout", "idle", "lifetime", "shutdown"}, causes)
+		"protocol", "slow_consumer", "ping_timeout", "idle", "lifetime", "shutdown", "policy"}, causes)
 
 	// The same scrape through testutil, which compares the text exactly.
 	c.Close(websocket.StatusNormalClosure, "")
