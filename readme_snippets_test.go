@@ -64,6 +64,46 @@ func readmeOwnedEcho(ctx *laf.FunctionContext) error {
 	return nil
 }
 
+// README, Real-time state.
+
+type boardTickers struct{}
+
+func (boardTickers) start(string) {}
+func (boardTickers) stop(string)  {}
+
+var boards boardTickers
+
+func encodeCursors(ep *laf.Endpoint, board string) []byte {
+	var frame []byte
+	ep.RangeRoom(board, func(s *laf.Socket) bool {
+		if pos, ok := s.Get("pos"); ok {
+			frame = append(frame, pos.([]byte)...)
+		}
+		return true
+	})
+	return frame
+}
+
+func readmeRealtime(ctx context.Context, fn laf.Func) (*laf.Endpoint, func(string)) {
+	// ```go
+	ep := laf.Handler(fn,
+		laf.WithRoomHook(func(board string, occupied bool) { // first socket in, last out
+			if occupied {
+				boards.start(board) // a 30 Hz ticker that calls tick
+			} else {
+				boards.stop(board)
+			}
+		}),
+		laf.WithReadIdleTimeout(10*time.Second), // close clients that stop sending
+	)
+	tick := func(board string) {
+		frame := encodeCursors(ep, board) // a new slice every time, from ep.RangeRoom and Socket.Get
+		ep.SendRoom(ctx, board, laf.Latest("cursors", laf.Owned(frame, true /* binary */)))
+	}
+	// ```
+	return ep, tick
+}
+
 // README, Contexts.
 
 // ```go
