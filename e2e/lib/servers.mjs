@@ -18,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 // named by LAF_E2E_REPO (to run the suite against another tree).
 export const repoRoot = resolve(process.env.LAF_E2E_REPO || join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
 export const EXAMPLES = ['hello', 'push', 'chat'];
+// Examples that are Go modules of their own.
+const OWN_MODULE = ['chat'];
 
 // Every wait in the suite gives up after this long. It is generous, for slow,
 // shared CI machines; a passing run never waits for it.
@@ -64,9 +66,17 @@ let built;
 export function buildExamples() {
   built ??= withBuildLock(async () => {
     const out = join(workDir, 'bin');
-    const args = ['build', '-race', '-o', out + '/', ...EXAMPLES.map((n) => './examples/' + n)];
-    const { code, output } = await run('go', args, { cwd: repoRoot });
-    if (code !== 0) throw new Error(`go ${args.join(' ')} failed (exit ${code}):\n${output}`);
+    // examples/chat is a module of its own (it serves Prometheus metrics);
+    // the others are in laf's.
+    const builds = [
+      { cwd: repoRoot, pkgs: EXAMPLES.filter((n) => !OWN_MODULE.includes(n)).map((n) => './examples/' + n) },
+      ...OWN_MODULE.map((n) => ({ cwd: join(repoRoot, 'examples', n), pkgs: ['.'], name: n })),
+    ];
+    for (const b of builds) {
+      const args = ['build', '-race', '-o', b.name ? join(out, b.name) : out + '/', ...b.pkgs];
+      const { code, output } = await run('go', args, { cwd: b.cwd });
+      if (code !== 0) throw new Error(`go ${args.join(' ')} in ${b.cwd} failed (exit ${code}):\n${output}`);
+    }
     return Object.fromEntries(EXAMPLES.map((n) => [n, join(out, n)]));
   });
   return built;

@@ -33,6 +33,9 @@ import (
 	"time"
 
 	"github.com/lafgo/laf"
+	"github.com/lafgo/laf/lafprom"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 type chatMsg struct {
@@ -132,6 +135,10 @@ func newChat(fn laf.Func, opts ...laf.Option) (*laf.Endpoint, http.Handler) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(ep.Stats())
 	})
+	// The same counters for Prometheus, on a registry of the chat's own.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(lafprom.NewCollector(ep))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, page)
