@@ -627,6 +627,9 @@ func TestStatsCount(t *testing.T) {
 	b, err := json.Marshal(st)
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"closes":{"peer":1,"abnormal":0,"server":0,`)
+	var back laf.Stats
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, st, back, "a Stats served as JSON reads back")
 }
 
 func sorted(s []string) []string {

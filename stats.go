@@ -1,6 +1,7 @@
 package laf
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -57,6 +58,19 @@ func (c CloseCounts) MarshalJSON() ([]byte, error) {
 		b = strconv.AppendUint(b, c[cause], 10)
 	}
 	return append(b, '}'), nil
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes, so that a Stats served
+// as JSON can be read back. Names it does not know are ignored.
+func (c *CloseCounts) UnmarshalJSON(b []byte) error {
+	var m map[string]uint64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	for cause := CausePeer; cause < causeCount; cause++ {
+		c[cause] = m[strings.ReplaceAll(cause.String(), " ", "_")]
+	}
+	return nil
 }
 
 type counters struct {
