@@ -2,7 +2,7 @@
 // server process at a time, and writes BENCHMARKS.md at the repository
 // root.
 //
-//	cd bench && go run ./cmd/run          # full run, 10-14 minutes
+//	cd bench && go run ./cmd/run          # full run, 12-16 minutes
 //	cd bench && go run ./cmd/run -quick   # shorter runs, 1-2 minutes
 //
 // Flags select contenders (-libs), scenarios (-scenarios), the output
@@ -52,9 +52,20 @@ type config struct {
 	LatestWarm, LatestOn     time.Duration
 	LatestSample             time.Duration
 
-	// Rounds of the echo and handshake scenarios, each in a rotated
-	// order of contenders; the best round of each contender is kept.
-	// BcastRounds is the same for the broadcast scenario.
+	// The compression scenarios: chat traffic (wire.NewChat) to the
+	// contenders with permessage-deflate (laf, gws). zecho is the closed
+	// echo loop on ZEchoConns sockets with ZEchoSizes payloads; zbroadcast
+	// broadcasts ZBcastSize bytes to ZBcastN sockets, ZBcastCount times.
+	ZEchoConns  []int
+	ZEchoSizes  []int
+	ZBcastN     []int
+	ZBcastSize  int
+	ZBcastCount map[int]int
+
+	// Rounds of the echo, zecho and handshake scenarios, each in a
+	// rotated order of contenders; the best round of each contender is
+	// kept. BcastRounds is the same for the broadcast and zbroadcast
+	// scenarios.
 	Rounds, BcastRounds int
 
 	GoBenchTime string
@@ -77,6 +88,9 @@ func fullConfig() config {
 		HSWorkers:   8, HSOn: 3 * time.Second,
 		LatestN: 1000, LatestSlowEvery: 10, LatestSlowRead: 100 * time.Millisecond,
 		LatestWarm: 2 * time.Second, LatestOn: 10 * time.Second, LatestSample: 100 * time.Millisecond,
+		ZEchoConns: []int{1000}, ZEchoSizes: []int{2048, 16384},
+		ZBcastN: []int{1000, 10000}, ZBcastSize: 2048,
+		ZBcastCount: map[int]int{1000: 100, 10000: 20},
 		Rounds:      3,
 		BcastRounds: 2,
 		GoBenchTime: "1000x",
@@ -95,19 +109,24 @@ func quickConfig() config {
 	c.BcastCount = map[int]int{1000: 10, 5000: 6}
 	c.HSOn = 1500 * time.Millisecond
 	c.LatestWarm, c.LatestOn = time.Second, 3*time.Second
+	c.ZBcastN = []int{1000, 5000}
+	c.ZBcastCount = map[int]int{1000: 30, 5000: 8}
 	c.Rounds, c.BcastRounds = 1, 1
 	c.RetryBudget, c.WaitBudget = 20*time.Second, 15*time.Second
 	c.GoBenchTime = "100x"
 	return c
 }
 
-var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "latest", "gobench", "cluster"}
+var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "latest", "zecho", "zbroadcast", "gobench", "cluster"}
+
+// scenarioGroups are names that -scenarios expands to several scenarios.
+var scenarioGroups = map[string][]string{"compress": {"zecho", "zbroadcast"}}
 
 func main() {
 	quick := flag.Bool("quick", false, "shorter runs and fewer sockets (about 1-2 minutes)")
-	rounds := flag.Int("rounds", 0, "rounds of the echo and handshake scenarios, best kept (default 3, or 1 with -quick); the broadcast scenario runs one round fewer")
+	rounds := flag.Int("rounds", 0, "rounds of the echo, zecho and handshake scenarios, best kept (default 3, or 1 with -quick); the broadcast and zbroadcast scenarios run one round fewer")
 	libs := flag.String("libs", "", "comma-separated contenders (default all: "+strings.Join(libNames(), ",")+")")
-	scen := flag.String("scenarios", "", "comma-separated scenarios (default all: "+strings.Join(allScenarios, ",")+")")
+	scen := flag.String("scenarios", "", "comma-separated scenarios (default all: "+strings.Join(allScenarios, ",")+"; compress is zecho,zbroadcast)")
 	out := flag.String("out", "", "markdown report (default BENCHMARKS.md at the repository root; - for stdout)")
 	jsonOut := flag.String("json", "", "also write the raw results as JSON to this file")
 	profile := flag.String("profile", "", "save CPU and allocation profiles of the -profile-libs servers (echo at the most connections with 1 and 16 KiB, broadcast to the most sockets, handshakes) into this directory")
@@ -135,10 +154,19 @@ func main() {
 	}
 	selScen := allScenarios
 	if *scen != "" {
-		selScen = strings.Split(*scen, ",")
-		for _, s := range selScen {
-			if !slices.Contains(allScenarios, s) {
-				fatal(fmt.Errorf("unknown scenario %q", s))
+		selScen = nil
+		for _, s := range strings.Split(*scen, ",") {
+			names, ok := scenarioGroups[s]
+			if !ok {
+				names = []string{s}
+			}
+			for _, s := range names {
+				if !slices.Contains(allScenarios, s) {
+					fatal(fmt.Errorf("unknown scenario %q", s))
+				}
+				if !slices.Contains(selScen, s) {
+					selScen = append(selScen, s)
+				}
 			}
 		}
 	}
@@ -206,6 +234,10 @@ func main() {
 			err = r.handshake()
 		case "latest":
 			err = r.latest()
+		case "zecho":
+			err = r.zecho()
+		case "zbroadcast":
+			err = r.zbroadcast()
 		case "gobench":
 			err = r.gobench(modDir)
 		case "cluster":

@@ -209,6 +209,7 @@ func render(res *Results, analysis string) string {
 	renderGoBench(&b, res)
 	renderLatest(&b, res)
 	b.WriteString(res.Cluster)
+	renderCompress(&b, res)
 	return b.String()
 }
 

@@ -26,6 +26,8 @@ type Results struct {
 	Broadcast []BcastRow
 	Handshake []HSRow
 	Latest    []LatestRow
+	ZEcho     []ZEchoRow
+	ZBcast    []ZBcastRow
 	GoBench   *GoBench
 	Cluster   string // the cluster scenario's section of the report, markdown
 }

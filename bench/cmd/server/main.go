@@ -2,13 +2,14 @@
 // for the load client, in its own process so that its memory and CPU can
 // be read from /proc.
 //
-//	server -lib laf -addr 127.0.0.1:0 -listeners 4 [-notsent-lowat 4096]
+//	server -lib laf -addr 127.0.0.1:0 -listeners 4 [-notsent-lowat 4096] [-compress]
 //
 // It prints "listening ADDR,ADDR,..." on its first line of output, then
 // serves on every listener:
 //
 //	GET  /ws                          the WebSocket endpoint
-//	POST /broadcast?size=1024&seq=N   broadcast one text message of size bytes
+//	POST /broadcast?size=1024&seq=N[&payload=chat]
+//	                                  broadcast one text message of size bytes
 //	GET  /stats[?gc=1|free=1]         {"conns","goroutines",...} as JSON
 //	GET  /latest[?slow=1]             the latest-state room's WebSocket endpoint
 //	GET  /latest/stats                the room's servers.LatestStats as JSON
@@ -17,7 +18,13 @@
 // The broadcast payload holds seq and the time the broadcast began, so
 // the client can tell when every socket has it. /stats?gc=1 runs
 // runtime.GC first; free=1 runs debug.FreeOSMemory (a GC that also
-// returns freed memory to the OS, for RSS readings). The /latest routes
+// returns freed memory to the OS, for RSS readings). With payload=chat,
+// the broadcast is JSON-like chat traffic (wire.NewChat) rather than
+// padding.
+//
+// With -compress, it runs the contender's compressing server (laf with
+// WithCompression, gws with PermessageDeflate; the others have none),
+// and /stats also has "compressed", the messages laf compressed. The /latest routes
 // exist for the contenders that have a latest-state server (laf, gws):
 // while the room has sockets, it gets a frame 30 times a second.
 package main
@@ -48,6 +55,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on; with port 0, each listener gets its own port")
 	listeners := flag.Int("listeners", 4, "number of listeners (ports)")
 	lowat := flag.Int("notsent-lowat", 0, "TCP_NOTSENT_LOWAT of accepted connections, bytes (0: the kernel's default); the latest-state scenario sets it")
+	compress := flag.Bool("compress", false, "run the contender's server with permessage-deflate (laf and gws only); the compression scenarios set it")
 	flag.Parse()
 
 	l, err := servers.Find(*lib)
@@ -62,6 +70,12 @@ func main() {
 		log.Fatalf("refusing to listen on %s: loopback addresses only", host)
 	}
 	srv := l.New()
+	if *compress {
+		if l.NewCompressed == nil {
+			log.Fatalf("%s has no compressing server", l.Name)
+		}
+		srv = l.NewCompressed()
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", srv)
@@ -72,7 +86,12 @@ func main() {
 			return
 		}
 		seq, _ := strconv.ParseUint(r.URL.Query().Get("seq"), 10, 64)
-		p := wire.New(wire.Broadcast, size, seq, 0)
+		var p []byte
+		if r.URL.Query().Get("payload") == "chat" {
+			p = wire.NewChat(wire.Broadcast, size, seq, 0)
+		} else {
+			p = wire.New(wire.Broadcast, size, seq, 0)
+		}
 		wire.Stamp(p, seq, time.Now().UnixNano())
 		srv.Broadcast(p)
 		w.WriteHeader(http.StatusNoContent)
@@ -86,8 +105,7 @@ func main() {
 		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
+		st := map[string]any{
 			"lib":         l.Name,
 			"conns":       srv.Conns(),
 			"goroutines":  runtime.NumGoroutine(),
@@ -95,7 +113,12 @@ func main() {
 			"stack_inuse": ms.StackInuse,
 			"sys":         ms.Sys,
 			"num_gc":      ms.NumGC,
-		})
+		}
+		if c, ok := srv.(servers.Compressor); ok {
+			st["compressed"] = c.Compressed()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(st)
 	})
 	if l.NewLatest != nil {
 		lt := l.NewLatest()

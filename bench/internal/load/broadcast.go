@@ -102,6 +102,10 @@ func (b *BroadcastResult) DeliveriesPerSec() float64 {
 // the other, each once every reader had the previous one (or timeout
 // passed), and times each.
 func (t *Target) Broadcasts(r *Receivers, n, size int, timeout time.Duration) (*BroadcastResult, error) {
+	return t.broadcasts(r, n, size, timeout, false)
+}
+
+func (t *Target) broadcasts(r *Receivers, n, size int, timeout time.Duration, chat bool) (*BroadcastResult, error) {
 	res := &BroadcastResult{Receivers: len(r.conns)}
 	for k := 1; k <= n; k++ {
 		seq := uint64(time.Now().UnixNano())<<8 | uint64(k&0xff)
@@ -114,7 +118,7 @@ func (t *Target) Broadcasts(r *Receivers, n, size int, timeout time.Duration) (*
 		default:
 		}
 		r.cur.Store(seq)
-		if err := t.Broadcast(size, seq); err != nil {
+		if err := t.broadcast(size, seq, chat); err != nil {
 			return res, err
 		}
 		select {

@@ -30,6 +30,7 @@ type Target struct {
 	http        *http.Client
 	dialers     [sourceIPs]*websocket.Dialer
 	slowDialers [sourceIPs]*websocket.Dialer // with a small receive buffer
+	zDialers    [sourceIPs]*websocket.Dialer // permessage-deflate, counting bytes
 	stuckDialer *websocket.Dialer
 }
 
@@ -69,6 +70,7 @@ func NewTarget(addrs []string) (*Target, error) {
 	for i := range t.dialers {
 		t.dialers[i] = dialer(sourceIP(block, i), 0)
 		t.slowDialers[i] = dialer(sourceIP(block, i), slowRcvBuf)
+		t.zDialers[i] = compressDialer(sourceIP(block, i))
 	}
 	t.stuckDialer = dialer(sourceIP(block, 0), 4096)
 	return t, nil
@@ -83,6 +85,9 @@ type Stats struct {
 	Goroutines int    `json:"goroutines"`
 	HeapInuse  uint64 `json:"heap_inuse"`
 	StackInuse uint64 `json:"stack_inuse"`
+	// Compressed is the messages the server compressed, if it counts
+	// them (laf), or nil.
+	Compressed *uint64 `json:"compressed"`
 }
 
 // Stats reads the server's stats; with free, after debug.FreeOSMemory.
@@ -123,8 +128,16 @@ func (t *Target) WaitConns(n int, exact bool, timeout time.Duration) (Stats, err
 }
 
 // Broadcast asks the server to broadcast one message.
-func (t *Target) Broadcast(size int, seq uint64) error {
-	resp, err := t.http.Post("http://"+t.Addrs[0]+"/broadcast?size="+strconv.Itoa(size)+"&seq="+strconv.FormatUint(seq, 10), "", nil)
+func (t *Target) Broadcast(size int, seq uint64) error { return t.broadcast(size, seq, false) }
+
+// broadcast asks the server to broadcast one message, of chat traffic
+// (wire.NewChat) with chat.
+func (t *Target) broadcast(size int, seq uint64, chat bool) error {
+	u := "http://" + t.Addrs[0] + "/broadcast?size=" + strconv.Itoa(size) + "&seq=" + strconv.FormatUint(seq, 10)
+	if chat {
+		u += "&payload=chat"
+	}
+	resp, err := t.http.Post(u, "", nil)
 	if err != nil {
 		return err
 	}

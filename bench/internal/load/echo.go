@@ -19,6 +19,7 @@ type Window struct {
 // EchoResult is the outcome of an echo run.
 type EchoResult struct {
 	Messages uint64        // echoes received within the window
+	All      uint64        // closed loop: echoes received in every phase, warm-up and drain included
 	Elapsed  time.Duration // the window
 	Lat      hist.Hist     // round-trip (closed loop) or from intended send time (open loop)
 	Service  hist.Hist     // open loop: from the actual write
@@ -40,9 +41,21 @@ const (
 // warmup, it measures for dur; mark is called at the start and the end of
 // the measured window (to sample the server).
 func EchoClosed(conns []*websocket.Conn, size int, warmup, dur time.Duration, mark func(end bool)) *EchoResult {
+	return echoClosed(conns, size, wire.New, warmup, dur, mark)
+}
+
+// EchoClosedChat is EchoClosed with chat traffic (wire.NewChat) as the
+// payload.
+func EchoClosedChat(conns []*websocket.Conn, size int, warmup, dur time.Duration, mark func(end bool)) *EchoResult {
+	return echoClosed(conns, size, wire.NewChat, warmup, dur, mark)
+}
+
+func echoClosed(conns []*websocket.Conn, size int, payload func(kind byte, size int, seq uint64, nanos int64) []byte,
+	warmup, dur time.Duration, mark func(end bool)) *EchoResult {
 	var phase atomic.Int32
 	hists := make([]hist.Hist, len(conns))
 	counts := make([]uint64, len(conns))
+	all := make([]uint64, len(conns))
 	var errs atomic.Uint64
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(warmup + dur + 30*time.Second)
@@ -52,7 +65,7 @@ func EchoClosed(conns []*websocket.Conn, size int, warmup, dur time.Duration, ma
 			defer wg.Done()
 			c.SetReadDeadline(deadline)
 			c.SetWriteDeadline(deadline)
-			msg := wire.New(wire.Echo, size, uint64(i), 0)
+			msg := payload(wire.Echo, size, uint64(i), 0)
 			buf := make([]byte, size+512)
 			h := &hists[i]
 			var n uint64
@@ -64,10 +77,11 @@ func EchoClosed(conns []*websocket.Conn, size int, warmup, dur time.Duration, ma
 				}
 				var err error
 				var p []byte
-				if _, p, buf, err = readInto(c, buf); err != nil || len(p) != size {
+				if _, p, buf, err = readInto(c, buf); err != nil || len(p) != len(msg) {
 					errs.Add(1)
 					return
 				}
+				all[i]++
 				d := time.Since(t0)
 				if phase.Load() == phaseMeasure {
 					h.Record(d)
@@ -91,6 +105,7 @@ func EchoClosed(conns []*websocket.Conn, size int, warmup, dur time.Duration, ma
 	for i := range hists {
 		res.Lat.Merge(&hists[i])
 		res.Messages += counts[i]
+		res.All += all[i]
 	}
 	for _, c := range conns {
 		c.SetReadDeadline(time.Time{})

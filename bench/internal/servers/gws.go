@@ -21,11 +21,25 @@ type nopLogger struct{}
 
 func (nopLogger) Error(...any) {}
 
-func newGws() Server {
+func newGws() Server { return newGwsWith(gws.PermessageDeflate{}) }
+
+// newGwsCompressed is the gws server with permessage-deflate, without
+// context takeover either way, as laf's WithCompression.
+func newGwsCompressed() Server {
+	return newGwsWith(gws.PermessageDeflate{
+		Enabled:               true,
+		Threshold:             CompressThreshold,
+		ServerContextTakeover: false,
+		ClientContextTakeover: false,
+	})
+}
+
+func newGwsWith(pd gws.PermessageDeflate) Server {
 	s := &gwsServer{conns: make(map[*gws.Conn]struct{})}
 	s.up = gws.NewUpgrader(s, &gws.ServerOption{
 		ReadMaxPayloadSize: ReadLimit,
 		Logger:             nopLogger{},
+		PermessageDeflate:  pd,
 	})
 	return s
 }

@@ -27,6 +27,13 @@ func newLafEcho(opts ...laf.Option) Server {
 	return &lafServer{ep: ep}
 }
 
+// newLafCompressed is the laf server with WithCompression.
+func newLafCompressed() Server { return newLafEcho(laf.WithCompression(CompressThreshold)) }
+
+// Compressed returns Stats.Compressed: messages compressed, a broadcast
+// once however many sockets it went to.
+func (s *lafServer) Compressed() uint64 { return s.ep.Stats().Compressed }
+
 // NewLafCopy is laf with an echo that copies the payload it sends
 // (Socket.Send(Data.String())), to tell a handler's allocation from the
 // library's. It has no broadcast.

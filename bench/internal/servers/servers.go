@@ -53,13 +53,29 @@ type Lib struct {
 	// Latest); LatestNotes says how it is built.
 	NewLatest   func() Latest
 	LatestNotes string
+	// NewCompressed, if set, makes the contender's server with
+	// permessage-deflate on (no context takeover, messages of
+	// CompressThreshold bytes or more compressed), for the compression
+	// scenarios; CompressedNotes says how it is configured.
+	NewCompressed   func() Server
+	CompressedNotes string
+}
+
+// CompressThreshold is the smallest message the compressing servers
+// compress: laf's and gws's default alike.
+const CompressThreshold = 512
+
+// Compressor is a Server that counts the messages it compressed.
+type Compressor interface {
+	Compressed() uint64
 }
 
 // Libs lists the contenders in report order.
 var Libs = []Lib{
-	{Name: "laf", New: newLaf, NewLatest: newLafLatest,
-		LatestNotes: "sockets Join the room on connection; WithRoomHook starts the 30 Hz ticker with the room's first member and stops it with its last; each frame is SendRoom(laf.Latest(\"state\", laf.Owned(frame, true))): a frame still queued is replaced in place; default queue budget and CloseSlow; no goroutine per socket beyond laf's own",
-		Notes:       "laf.Handler; echo with SendMessage(laf.Owned(Data, IsBinary)) (the Func owns Data: no copy); Endpoint.Broadcast(laf.Text); default ping every 30 s; 1 goroutine per socket, writer goroutine only while its queue is non-empty"},
+	{Name: "laf", New: newLaf, NewLatest: newLafLatest, NewCompressed: newLafCompressed,
+		CompressedNotes: "the same server with laf.WithCompression(512): permessage-deflate without context takeover, klauspost/compress flate at BestSpeed, messages of 512 B or more compressed, a broadcast compressed once for every socket",
+		LatestNotes:     "sockets Join the room on connection; WithRoomHook starts the 30 Hz ticker with the room's first member and stops it with its last; each frame is SendRoom(laf.Latest(\"state\", laf.Owned(frame, true))): a frame still queued is replaced in place; default queue budget and CloseSlow; no goroutine per socket beyond laf's own",
+		Notes:           "laf.Handler; echo with SendMessage(laf.Owned(Data, IsBinary)) (the Func owns Data: no copy); Endpoint.Broadcast(laf.Text); default ping every 30 s; 1 goroutine per socket, writer goroutine only while its queue is non-empty"},
 	{Name: "laf-lent", EchoOnly: true, New: NewLafLent,
 		Notes: "laf with WithLentData: each message event and its Data are lent to the Func and reused, as coder-reader reuses its buffer; the same echo. Echo scenarios only: elsewhere it is laf"},
 	{Name: "coder-read", Baseline: true, New: func() Server { return newCoder(false) },
@@ -68,9 +84,10 @@ var Libs = []Lib{
 		Notes: "as coder-read, but Conn.Reader into a buffer reused across messages"},
 	{Name: "gorilla", Peer: true, New: newGorilla,
 		Notes: "gorilla/websocket v1.5.3: ReadMessage then WriteMessage under a per-socket mutex; broadcast by a registry loop into each socket's buffered channel (256, close when full) drained by its writePump goroutine, which also pings every 30 s (the chat example's hub); 2 goroutines per socket"},
-	{Name: "gws", Peer: true, New: newGws, NewLatest: newGwsLatest,
-		LatestNotes: "hand-written, the idiomatic way to conflate with gws (whose WriteAsync queue and Broadcaster keep every message): a registry from OnOpen/OnClose is the room; per socket a \"latest frame\" slot (mutex, pointer) and a writer goroutine that writes what the slot holds with WriteMessage; the ticker puts each frame in every slot, replacing one not yet taken; 1 extra goroutine per socket",
-		Notes:       "lxzan/gws v1.8.9: Upgrader + `go ReadLoop()`, echo with WriteMessage in OnMessage; broadcast with gws.Broadcaster over a registry (frame built once, per-socket async write queue); no keepalive (gws has none built in: its idiom is client pings plus read deadlines); 1 goroutine per socket"},
+	{Name: "gws", Peer: true, New: newGws, NewLatest: newGwsLatest, NewCompressed: newGwsCompressed,
+		CompressedNotes: "the same server with ServerOption.PermessageDeflate{Enabled, Threshold: 512, ServerContextTakeover: false, ClientContextTakeover: false}: klauspost/compress flate at BestSpeed (gws's default level), messages of 512 B or more compressed, gws.Broadcaster compressing a broadcast once for every socket",
+		LatestNotes:     "hand-written, the idiomatic way to conflate with gws (whose WriteAsync queue and Broadcaster keep every message): a registry from OnOpen/OnClose is the room; per socket a \"latest frame\" slot (mutex, pointer) and a writer goroutine that writes what the slot holds with WriteMessage; the ticker puts each frame in every slot, replacing one not yet taken; 1 extra goroutine per socket",
+		Notes:           "lxzan/gws v1.8.9: Upgrader + `go ReadLoop()`, echo with WriteMessage in OnMessage; broadcast with gws.Broadcaster over a registry (frame built once, per-socket async write queue); no keepalive (gws has none built in: its idiom is client pings plus read deadlines); 1 goroutine per socket"},
 	{Name: "melody", Peer: true, New: newMelody,
 		Notes: "olahol/melody v1.1.4 (on gorilla): HandleMessage → Session.Write / WriteBinary, Melody.Broadcast; built-in ping (default 54 s period, 60 s pong wait); MaxMessageSize raised from 512 B to 32 KiB; 2 goroutines per socket plus the hub"},
 }

@@ -2,7 +2,9 @@
 // client: ASCII text, so it is valid UTF-8 for every library.
 //
 // A payload is a kind byte, two 16-digit hexadecimal numbers (a sequence
-// number and a Unix time in nanoseconds), then 'x' up to the size.
+// number and a Unix time in nanoseconds), then 'x' up to the size; a
+// chat payload (NewChat), for the compression scenarios, has JSON-like
+// chat traffic instead of the 'x's.
 package wire
 
 import "fmt"
