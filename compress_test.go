@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"runtime"
 	"strings"
 	"sync"
@@ -37,17 +36,8 @@ func jsonish(n int) string {
 // and returns it with the extension the server accepted.
 func deflateUpgrade(t *testing.T, url string) (net.Conn, *bufio.Reader, string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+
-		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	return conn, br, resp.Header.Get("Sec-WebSocket-Extensions")
+	conn, br, h := rawUpgradeWith(t, url, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+	return conn, br, h.Get("Sec-WebSocket-Extensions")
 }
 
 // readRawFrame reads one unmasked server frame.

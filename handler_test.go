@@ -544,16 +544,24 @@ func onlySocket(t *testing.T, ep *laf.Endpoint) *laf.Socket {
 // rawUpgrade does a WebSocket handshake by hand, for sending bad frames.
 func rawUpgrade(t *testing.T, url string) (net.Conn, *bufio.Reader) {
 	t.Helper()
+	conn, br, _ := rawUpgradeWith(t, url, "")
+	return conn, br
+}
+
+// rawUpgradeWith upgrades a raw TCP connection, with extra header lines
+// ("Name: value\r\n"), and returns the response's headers too.
+func rawUpgradeWith(t *testing.T, url, extra string) (net.Conn, *bufio.Reader, http.Header) {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n", extra)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	return conn, br
+	return conn, br, resp.Header
 }
 
 type syncBuffer struct {

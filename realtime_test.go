@@ -1,11 +1,8 @@
 package laf_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -76,25 +73,6 @@ func TestReadIdleTimeoutIgnoresServerSends(t *testing.T) {
 	assert.True(t, ok, "a client that keeps sending stays open")
 }
 
-// rawClient upgrades a TCP connection by hand and then neither reads nor
-// answers: a peer that stopped.
-func rawClient(t *testing.T, url string) net.Conn {
-	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	require.NoError(t, req.Write(conn))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
-	return conn
-}
-
 // A graceful close of a peer that never answers ends after the close
 // timeout, not after coder/websocket's 5 s.
 func TestCloseTimeoutBoundsAGracefulClose(t *testing.T) {
@@ -110,7 +88,7 @@ func TestCloseTimeoutBoundsAGracefulClose(t *testing.T) {
 		}
 		return nil
 	}, laf.WithCloseTimeout(timeout))
-	rawClient(t, srv.URL)
+	rawUpgrade(t, srv.URL) // and never reads or answers
 	s := <-ids
 
 	start := time.Now()
@@ -132,7 +110,7 @@ func TestBufferedAndDropped(t *testing.T) {
 		}
 		return nil
 	}, laf.WithSendQueue(4, 1<<20), laf.WithSlowPolicy(laf.DropNewest))
-	rawClient(t, srv.URL)
+	rawUpgrade(t, srv.URL) // and never reads or answers
 	s := <-sockets
 	assert.Zero(t, s.Buffered())
 	assert.Zero(t, s.Dropped())
