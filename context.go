@@ -32,7 +32,8 @@ import (
 //     as a goroutine that streams to the socket; it is already done during
 //     the close event;
 //   - Request.Context(): none. net/http cancels it once the upgrade
-//     returns, so it is done in every event.
+//     returns, which is as the connection event starts, so it is done,
+//     or about to be, in every event.
 type FunctionContext struct {
 	// Method is one of the Method constants.
 	Method string

@@ -116,15 +116,17 @@ func TestBufferedAndDropped(t *testing.T) {
 	assert.Zero(t, s.Dropped())
 
 	// A peer that does not read fills the kernel's buffers, then the
-	// queue, whose overflow the policy drops.
+	// queue, whose overflow the policy drops. (A fast sender can fill the
+	// queue, and see a drop, before the kernel's buffers are full.)
 	payload := laf.Binary(make([]byte, 64<<10))
-	for s.Dropped() == 0 {
+	for i := 0; s.Dropped() == 0 || s.Buffered() == 0; i++ {
+		require.Less(t, i, 100_000, "the peer's buffers never filled")
 		if err := s.SendMessage(payload); err != nil {
 			require.ErrorIs(t, err, laf.ErrQueueFull)
 		}
 	}
-	assert.Positive(t, s.Buffered())
-	assert.LessOrEqual(t, s.Buffered(), 5*(64<<10), "at most the queue and the batch being written")
+	// The queue holds at most 4, and the batch being written was a queue.
+	assert.LessOrEqual(t, s.Buffered(), 8*(64<<10), "at most the queue and the batch being written")
 	assert.Equal(t, srv.Endpoint.Stats().Dropped, s.Dropped())
 }
 
