@@ -122,7 +122,7 @@ type cluster struct {
 
 	publishErrors atomic.Uint64 // sends the broker did not take
 	state         atomic.Int32
-	liveNodes     atomic.Int64 // other endpoints heard from, for Stats
+	liveNodes     atomic.Int64          // other endpoints heard from, for Stats
 	lastErr       atomic.Pointer[error] // the broker's last
 	fails         failLog
 }
@@ -275,7 +275,11 @@ func (c *cluster) expire() {
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	hearing := now.Sub(c.selfSeen) < 2*c.heartbeat
+	// Own beats come every heartbeat. Within one and a half of the last,
+	// this node hears the broker, and any node it has not heard for three
+	// fell silent on its own: its last beat came at least a heartbeat and
+	// a half before the cut could have begun.
+	hearing := now.Sub(c.selfSeen) < c.heartbeat*3/2
 	if !hearing && c.state.Load() == stateUp && !c.selfSeen.IsZero() {
 		c.state.Store(stateDown)
 		c.logger.Warn("laf: not hearing this node's own beats; keeping the other nodes meanwhile", "node", c.id, "since", c.selfSeen)

@@ -92,6 +92,13 @@ func (a *app) handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.ep.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
 	return mux
 }
 
@@ -136,10 +143,20 @@ func (a *app) broadcast(w http.ResponseWriter, r *http.Request) {
 	reply(w, a.ep.Broadcast(r.Context(), laf.Text(body)))
 }
 
-// reply answers a send: 404 for an unknown socket, 503 when the broker
-// refused it (this node's sockets got it all the same), else 202.
+// reply answers a send: 404 for an unknown socket; 503 when the broker
+// refused it and nothing was delivered, so that a retry is safe; 207 with
+// {"local":N,"error":...} when this node's sockets got it but the broker
+// refused it for the others, so that the caller does not retry; else 202.
 func reply(w http.ResponseWriter, err error) {
+	var be *laf.BrokerError
 	switch {
+	case errors.As(err, &be) && be.Local > 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusMultiStatus)
+		json.NewEncoder(w).Encode(struct {
+			Local int    `json:"local"`
+			Error string `json:"error"`
+		}{be.Local, be.Err.Error()})
 	case errors.Is(err, laf.ErrNotFound):
 		http.Error(w, "no socket with that id on any node", http.StatusNotFound)
 	case err != nil:

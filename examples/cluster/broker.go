@@ -28,6 +28,12 @@ func dialBroker(rawURL, channel string, logger *slog.Logger) (laf.Broker, func()
 		if err != nil {
 			return nil, nil, err
 		}
+		// Bound a send while Redis is down: one retry, one dial attempt
+		// of at most 500 ms, instead of go-redis's ~1.7 s.
+		opt.MaxRetries = 1
+		opt.DialerRetries = 1
+		opt.DialTimeout = 500 * time.Millisecond
+		redis.SetLogger(redisbroker.SlogLogger(logger))
 		client := redis.NewClient(opt)
 		b := redisbroker.New(client, redisbroker.WithChannel(channel))
 		return b, func() error {
@@ -42,6 +48,7 @@ func dialBroker(rawURL, channel string, logger *slog.Logger) (laf.Broker, func()
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(250*time.Millisecond),
 			nats.RetryOnFailedConnect(true),
+			nats.ErrorHandler(natsbroker.SlogErrorHandler(logger)),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				logger.Warn("nats disconnected", "err", err)
 			}),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -215,4 +216,133 @@ func TestDialBroker(t *testing.T) {
 	if _, _, err := dialBroker("amqp://user:secret@host", "laf", logger); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("unknown scheme: %v", err)
 	}
+}
+
+// TestShutdownSendsGoingAwayAtOnce checks B2: on SIGTERM the sockets get
+// their 1001 at once, although a browser holds a connection that has sent
+// no request yet (http.Server.Shutdown waits up to 5 s for those).
+func TestShutdownSendsGoingAwayAtOnce(t *testing.T) {
+	a := newApp("n1", laf.WithLogger(slog.New(slog.DiscardHandler)))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	srv := &http.Server{Addr: addr, Handler: a.handler()}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, srv, a.ep, func() error { return nil }, timeout, slog.New(slog.DiscardHandler))
+	}()
+	var ws *websocket.Conn
+	eventually(t, "server up", func() bool {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		ws, _, err = websocket.Dial(dctx, "ws://"+addr+"/ws?name=a", nil)
+		return err == nil
+	})
+	defer ws.CloseNow()
+	ws.Read(context.Background()) // welcome
+	// A browser's spare connection: open, no request.
+	spare, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spare.Close()
+
+	start := time.Now()
+	stop()
+	_, _, err = ws.Read(context.Background())
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("read after shutdown: %v, want 1001", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("1001 came %v after the signal; the server's wait for the spare connection held it back", d)
+	}
+	spare.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadyAndBrokerErrors checks /readyz and /stats through an outage of
+// NATS, and that /broadcast says what this node's sockets got rather than
+// inviting a retry.
+func TestReadyAndBrokerErrors(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(timeout) {
+		t.Fatal("nats-server not ready")
+	}
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	n1, n2 := startNode(t, "n1", s.ClientURL()), startNode(t, "n2", s.ClientURL())
+	alice := dial(t, n1, "name=alice")
+	eventually(t, "ready", func() bool {
+		return status(t, n1.URL+"/readyz") == http.StatusOK && stats(t, n1.URL).Nodes == 2 && stats(t, n2.URL).Nodes == 2
+	})
+	if st := stats(t, n1.URL); st.Broker != "up" {
+		t.Fatalf("stats broker %q", st.Broker)
+	}
+	if code := post(t, n2.URL+"/push?id="+alice.id, "via n2"); code != http.StatusAccepted {
+		t.Fatalf("push: %d", code)
+	}
+	alice.expect("raw", "via n2")
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	eventually(t, "not ready", func() bool { return status(t, n1.URL+"/readyz") == http.StatusServiceUnavailable })
+	resp, err := http.Post(n1.URL+"/broadcast", "text/plain", strings.NewReader("during outage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		Local int    `json:"local"`
+		Error string `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMultiStatus || body.Local != 1 || body.Error == "" {
+		t.Fatalf("broadcast during outage: %d %+v, want 207 with local 1", resp.StatusCode, body)
+	}
+	alice.expect("raw", "during outage")
+	if code := post(t, n2.URL+"/push?id="+alice.id, "lost"); code != http.StatusServiceUnavailable {
+		t.Fatalf("push during outage: %d, want 503 (the broker's error, not 404)", code)
+	}
+	if st := stats(t, n2.URL); st.Broker != "down" || st.Nodes != 2 {
+		t.Fatalf("stats during outage: broker %q, nodes %d", st.Broker, st.Nodes)
+	}
+}
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// nodeStats is what the tests read of GET /stats.
+type nodeStats struct {
+	Broker string `json:"broker"`
+	Nodes  int    `json:"nodes"`
+}
+
+func stats(t *testing.T, base string) nodeStats {
+	t.Helper()
+	resp, err := http.Get(base + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st nodeStats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
