@@ -256,3 +256,52 @@ func TestLatestKeepsOnlyTheNewestFrame(t *testing.T) {
 	assert.Equal(t, uint64(frames), uint64(received)+srv.Endpoint.Stats().Replaced,
 		"every frame was written or replaced by a newer one")
 }
+
+// Latest works across nodes: frames sent to a room on one node replace
+// each other in the queue of a slow socket on another.
+func TestLatestAcrossNodes(t *testing.T) {
+	const frameSize, frames = 128 << 10, 150
+	b := laf.NewLocalBroker()
+	joined := make(chan struct{}, 1)
+	join := func(ctx *laf.FunctionContext) error {
+		if ctx.Method == laf.MethodConnection {
+			ctx.Socket.Join("board")
+			joined <- struct{}{}
+		}
+		return nil
+	}
+	one := laftest.NewServer(t, join, laf.WithBroker(b), laf.WithHeartbeat(50*time.Millisecond))
+	two := laftest.NewServer(t, join, laf.WithBroker(b), laf.WithHeartbeat(50*time.Millisecond))
+	c := two.Dial(t) // and does not read until the stream is over
+	<-joined
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		return one.Endpoint.SendRoom(ctx, "board", laf.Text("hello")) == nil
+	}, laftest.DefaultTimeout, 10*time.Millisecond, "node one learns of the room on node two")
+	c.ExpectText("hello")
+	for i := range frames {
+		frame := make([]byte, frameSize)
+		frame[0], frame[1] = byte(i>>8), byte(i)
+		require.NoError(t, one.Endpoint.SendRoom(ctx, "board", laf.Latest("cursors", laf.Owned(frame, true /* binary */))))
+	}
+	require.NoError(t, one.Endpoint.SendRoom(ctx, "board", laf.Text("end")))
+
+	lastFrame, received := -1, 0
+	for {
+		binary, data := c.Read()
+		if !binary {
+			if string(data) == "end" {
+				break
+			}
+			continue // a late "hello"
+		}
+		seq := int(data[0])<<8 | int(data[1])
+		assert.Greater(t, seq, lastFrame, "frames only move forward")
+		lastFrame, received = seq, received+1
+	}
+	assert.Equal(t, frames-1, lastFrame, "the newest frame arrives")
+	replaced := two.Endpoint.Stats().Replaced
+	assert.Positive(t, replaced, "frames were replaced on the receiving node")
+	assert.Equal(t, uint64(frames), uint64(received)+replaced)
+	assert.Zero(t, two.Endpoint.Stats().SlowClosed)
+}
