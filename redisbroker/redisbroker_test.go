@@ -3,10 +3,10 @@ package redisbroker_test
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"strings"
 	"errors"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
