@@ -97,7 +97,11 @@
 //
 // Shared and the registry live in one process. With WithBroker, sends by
 // id, room, identity and broadcast reach sockets on every process that
-// shares the broker, Presence counts them all, and an Emitter sends from
+// shares the broker, and each goes only where it must: a socket's id names
+// its node, and a node holds a room's or an identity's channel only while
+// it has a member there. Presence counts every node's sockets from a
+// small beat per node and answers questions about particular sockets,
+// rooms and identities by asking the other nodes. An Emitter sends from
 // processes that hold no sockets. Adapters for Redis and NATS live in
 // their own modules.
 //

@@ -162,7 +162,7 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 	// register with the server's: it is done when the socket closes.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	s := &Socket{
-		id:       newID(),
+		id:       e.reg.idPrefix + newID(),
 		identity: identity,
 		ep:       e,
 		conn:     conn,
@@ -303,8 +303,6 @@ func (r *registry) add(s *Socket) bool {
 	if r.shutting {
 		return false
 	}
-	// No one else has s yet: its id is the upgrade's until now.
-	s.id = r.idPrefix + s.id
 	r.sockets[s.id] = s
 	if s.identity != "" && addMember(r.byIdent, s.identity, s) {
 		r.notifyChange(wire.OpIdentity, s.identity)

@@ -49,7 +49,9 @@ type Socket struct {
 	vals   map[string]any // Set's; made on the first Set
 }
 
-// ID returns the socket's id: 128 random bits, URL-safe, unique and
+// ID returns the socket's id: 128 random bits, URL-safe (with a broker,
+// after the node's id and a dot, so that a push by id goes to that node
+// alone), unique and
 // unguessable. Endpoint.Socket and Endpoint.SendSocket find the socket by it.
 func (s *Socket) ID() string { return s.id }
 
