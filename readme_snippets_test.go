@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,12 +67,19 @@ func readmeOwnedEcho(ctx *laf.FunctionContext) error {
 
 // README, Real-time state.
 
-type boardTickers struct{}
+// boardTickers records what the room hook asked for.
+type boardTickers struct {
+	mu  sync.Mutex
+	log []string
+}
 
-func (boardTickers) start(string) {}
-func (boardTickers) stop(string)  {}
-
-var boards boardTickers
+func (b *boardTickers) start(board string) { b.note("start " + board) }
+func (b *boardTickers) stop(board string)  { b.note("stop " + board) }
+func (b *boardTickers) note(s string) {
+	b.mu.Lock()
+	b.log = append(b.log, s)
+	b.mu.Unlock()
+}
 
 func encodeCursors(ep *laf.Endpoint, board string) []byte {
 	var frame []byte
@@ -84,7 +92,7 @@ func encodeCursors(ep *laf.Endpoint, board string) []byte {
 	return frame
 }
 
-func readmeRealtime(ctx context.Context, fn laf.Func) (*laf.Endpoint, func(string)) {
+func readmeRealtime(ctx context.Context, fn laf.Func, boards *boardTickers) (*laf.Endpoint, func(string)) {
 	// ```go
 	ep := laf.Handler(fn,
 		laf.WithRoomHook(func(board string, occupied bool) { // first socket in, last out
@@ -284,6 +292,29 @@ func TestREADMESnippetContexts(t *testing.T) {
 	var ticked struct{ Topic string }
 	c.ReadJSON(&ticked)
 	assert.Equal(t, "news", ticked.Topic)
+}
+
+func TestREADMESnippetRealtime(t *testing.T) {
+	boards := new(boardTickers)
+	ep, tick := readmeRealtime(context.Background(), func(ctx *laf.FunctionContext) error {
+		if ctx.Method == laf.MethodConnection {
+			ctx.Socket.Set("pos", []byte{1, 2})
+			ctx.Socket.Join("demo")
+		}
+		return nil
+	}, boards)
+	srv := laftest.Serve(t, ep)
+	c := srv.Dial(t)
+	require.Eventually(t, func() bool { return ep.RoomLen("demo") == 1 }, laftest.DefaultTimeout, time.Millisecond)
+	tick("demo")
+	c.ExpectBinary([]byte{1, 2})
+	c.Close(websocket.StatusNormalClosure, "")
+	require.Eventually(t, func() bool {
+		boards.mu.Lock()
+		defer boards.mu.Unlock()
+		return len(boards.log) == 2
+	}, laftest.DefaultTimeout, time.Millisecond)
+	assert.Equal(t, []string{"start demo", "stop demo"}, boards.log)
 }
 
 func TestREADMESnippetScalingOut(t *testing.T) {
