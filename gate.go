@@ -3,6 +3,7 @@ package laf
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -32,13 +33,24 @@ type gate struct {
 	reader    *idleReader  // reads a TCP Conn; nil for others
 }
 
-// Read reads for coder/websocket, holding no buffer while it waits.
-func (g *gate) Read(p []byte) (int, error) {
+// Read reads for coder/websocket, holding no buffer while it waits. The
+// peer's end of the connection is errPeerClosed, not io.EOF: a reader of
+// a message's payload takes io.EOF for the message's end, and would
+// deliver a message the peer cut short as if it were whole.
+func (g *gate) Read(p []byte) (n int, err error) {
 	if g.reader != nil {
-		return g.reader.Read(p)
+		n, err = g.reader.Read(p)
+	} else {
+		n, err = g.Conn.Read(p)
 	}
-	return g.Conn.Read(p)
+	if err == io.EOF {
+		err = errPeerClosed
+	}
+	return n, err
 }
+
+// errPeerClosed is a read of a connection the peer has closed.
+var errPeerClosed = &net.OpError{Op: "read", Net: "tcp", Err: errors.New("laf: connection closed by the peer")}
 
 func newGate(c net.Conn) *gate {
 	g := &gate{Conn: c}

@@ -106,6 +106,11 @@ func (e *Endpoint) readMessage(r io.Reader) (*[]byte, error) {
 		n, err := r.Read(room)
 		buf = buf[:len(buf)+n]
 		*bp = buf
+		if limit >= 0 && int64(len(buf)) > limit {
+			// Over the limit, even if this read also ended the message.
+			e.putReadBuf(bp)
+			return nil, ErrMessageTooBig
+		}
 		if err == io.EOF {
 			return bp, nil
 		}
