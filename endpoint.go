@@ -27,6 +27,7 @@ type Endpoint struct {
 	readBufs     sync.Pool // *[]byte scratch for reading messages
 	frameBatches sync.Pool // *frameBatch scratch for writing
 	late         lateFlusher
+	poll         poller // the parked sockets
 	capacity     capacity
 	// aborted is done once Shutdown's context ends: every event's
 	// context is then done.
@@ -104,11 +105,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The socket runs on a goroutine of its own, and ServeHTTP returns: an
 	// idle socket then keeps a small stack, not the one net/http grew
 	// parsing the request.
-	go func() {
-		defer e.conns.Done()
-		defer e.releaseCapacity(key)
-		s.run()
-	}()
+	s.capKey = key
+	go s.run()
 }
 
 // authorize runs the AuthFunc, answering a refusal with its status.
@@ -136,7 +134,8 @@ func (e *Endpoint) authorize(w http.ResponseWriter, r *http.Request) (identity s
 // upgrade accepts the WebSocket and registers its socket, or returns nil
 // once coder/websocket has answered a bad request.
 func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity string) *Socket {
-	hw := &hijackWriter{ResponseWriter: w}
+	hook := new(controlHook)
+	hw := &hijackWriter{ResponseWriter: w, hook: hook}
 	mode := websocket.CompressionDisabled
 	if e.cfg.compress {
 		mode = websocket.CompressionNoContextTakeover
@@ -145,6 +144,9 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 		Subprotocols:    e.cfg.subprotocols,
 		OriginPatterns:  e.cfg.originPatterns,
 		CompressionMode: mode,
+		// A frame header follows a control frame: the socket may park there.
+		OnPingReceived: hook.pingRead,
+		OnPongReceived: hook.pongRead,
 	})
 	if err != nil {
 		// Accept has written the response: 4xx for a bad or cross-origin
@@ -163,6 +165,7 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	s := &Socket{
 		id:       e.reg.idPrefix + newID(),
+		token:    n,
 		identity: identity,
 		ep:       e,
 		conn:     conn,
@@ -176,6 +179,7 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 		deflate:  hw.Header().Get("Sec-WebSocket-Extensions") != "",
 	}
 	s.out.init(s)
+	s.gate.sock = s
 	if !e.reg.add(s) {
 		// Shutdown began during the upgrade: close as it closes the rest.
 		s.out.decide(closeFor(CauseShutdown))

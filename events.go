@@ -8,18 +8,43 @@ import (
 	"runtime/debug"
 )
 
-// run delivers the socket's events until it closes.
+// run delivers the socket's events until it closes. A connection event
+// that fails decides the close; the socket reads on all the same, to the
+// peer's close frame.
 func (s *Socket) run() {
-	e := s.ep
 	s.out.beginEvent()
-	ok := s.call(s.event(MethodConnection, Params{}))
+	s.call(s.event(MethodConnection, Params{}))
 	s.out.endEvent()
-	if ok {
-		s.readLoop()
-	}
+	s.serve()
+}
 
-	// The writer finishes the close handshake, or fails at once if the
-	// connection is gone; then nothing of the connection is left running.
+// serve reads and delivers messages until the socket closes, or until it
+// parks: the Endpoint's poller then resumes it on a fresh goroutine once
+// its peer sends, or its connection is closed.
+func (s *Socket) serve() {
+	for s.readLoop() {
+		if s.ep.poll.park(s) {
+			return
+		}
+	}
+	s.finish()
+}
+
+// resume serves a socket the poller has taken out of parked.
+func (s *Socket) resume() {
+	s.ep.poll.forget(s)
+	s.serve()
+}
+
+// finish closes the socket once its read has ended, and runs the close
+// event.
+func (s *Socket) finish() {
+	e := s.ep
+	defer e.conns.Done()
+	defer e.releaseCapacity(s.capKey)
+
+	// The writer finishes writing, or fails at once if the connection is
+	// gone; then nothing of the connection is left running.
 	s.out.writers.Wait()
 	s.out.stopCloseTimer()
 	s.conn.CloseNow()
@@ -108,8 +133,27 @@ func (s *Socket) messageEvent(msg []byte) *FunctionContext {
 		copy(d, msg) // right after make, so the runtime skips zeroing d
 		data = d
 	}
-	*fc = FunctionContext{Method: MethodMessage, Params: Params{Data: data}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared, Endpoint: s.ep}
+	s.fillEvent(fc, data)
 	return fc
+}
+
+// newMessageEvent returns a new message event with room for an n-byte
+// payload, its Data, for the caller to fill.
+func (s *Socket) newMessageEvent(n int) *FunctionContext {
+	var fc *FunctionContext
+	var data []byte
+	if n <= smallMessage {
+		ev := new(smallEvent)
+		fc, data = &ev.fc, ev.buf[:n:n]
+	} else {
+		fc, data = new(FunctionContext), make([]byte, n)
+	}
+	s.fillEvent(fc, data)
+	return fc
+}
+
+func (s *Socket) fillEvent(fc *FunctionContext, data []byte) {
+	*fc = FunctionContext{Method: MethodMessage, Params: Params{Data: data}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared, Endpoint: s.ep}
 }
 
 // lentEvent returns the socket's reused message event, with msg as its
@@ -118,7 +162,7 @@ func (s *Socket) lentEvent(msg []byte) *FunctionContext {
 	if s.lent == nil {
 		s.lent = new(FunctionContext)
 	}
-	*s.lent = FunctionContext{Method: MethodMessage, Params: Params{Data: msg}, Socket: s, Request: s.req, Shared: s.ep.cfg.shared, Endpoint: s.ep}
+	s.fillEvent(s.lent, msg)
 	return s.lent
 }
 

@@ -1,6 +1,7 @@
 package laf
 
 import (
+	"bufio"
 	"encoding/binary"
 	"net"
 )
@@ -46,6 +47,17 @@ func appendHeader(b []byte, isBinary, deflated bool, n int) []byte {
 	default:
 		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 	}
+}
+
+// closeFrame returns a close frame with code and reason, which checkClose
+// has passed; 1005 is a close frame without a body.
+func closeFrame(code int, reason string) []byte {
+	if code == 1005 {
+		return []byte{0x88, 0}
+	}
+	b := make([]byte, 0, 4+len(reason))
+	b = append(b, 0x88, byte(2+len(reason)), byte(code>>8), byte(code))
+	return append(b, reason...)
 }
 
 // appendFrames appends the frames of batch, headers and payloads, to b,
@@ -138,4 +150,66 @@ func countSent(batch []Message, deflate bool, n int64, err error) (int, error) {
 		sent++
 	}
 	return sent, err
+}
+
+// Nearly every message a client sends comes as one final, masked,
+// uncompressed text or binary frame. laf reads such a frame itself,
+// straight into the message's own buffer, rather than through
+// coder/websocket's reader, which takes its read lock three times and
+// copies the payload once more per message. It can, because the socket's
+// goroutine is the connection's only reader, and a message boundary is
+// where coder/websocket's reader stands between messages: reading a whole
+// frame there leaves it as it was. Anything else (control frames,
+// fragments, compressed, malformed or over-limit frames) is left unread,
+// for coder/websocket.
+
+// peekFrame waits for the next frame's header and, if the frame is one laf
+// reads itself, consumes the header and returns the payload's length n
+// and mask key, and whether it is binary; else it reports ok false and
+// consumes nothing.
+func peekFrame(front *bufio.Reader, limit int64) (n int, key [4]byte, isBinary, ok bool, err error) {
+	h, err := front.Peek(2)
+	if err != nil {
+		return 0, key, false, false, err
+	}
+	op := h[0] & 0x0F
+	if h[0]&0xF0 != 0x80 || op != 0x1 && op != 0x2 || h[1]&0x80 == 0 {
+		return 0, key, false, false, nil // not final, RSV set, not data, or unmasked
+	}
+	size := uint64(h[1] & 0x7F)
+	hlen := 2
+	switch size {
+	case 126:
+		hlen = 4
+	case 127:
+		hlen = 10
+	}
+	if h, err = front.Peek(hlen + 4); err != nil {
+		return 0, key, false, false, err
+	}
+	switch hlen {
+	case 4:
+		size = uint64(binary.BigEndian.Uint16(h[2:]))
+	case 10:
+		size = binary.BigEndian.Uint64(h[2:])
+	}
+	if limit >= 0 && size > uint64(limit) || size > 1<<40 {
+		return 0, key, false, false, nil // coder/websocket's reader fails it
+	}
+	copy(key[:], h[hlen:])
+	front.Discard(hlen + 4)
+	return int(size), key, op == 0x2, true, nil
+}
+
+// unmask XORs b with the client's mask key, as RFC 6455 §5.3 says.
+func unmask(b []byte, key [4]byte) {
+	k := uint64(binary.LittleEndian.Uint32(key[:]))
+	k |= k << 32
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= key[i&3]
+	}
 }

@@ -2,6 +2,7 @@ package laf
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -27,10 +28,22 @@ var errCloseSent = errors.New("laf: close frame already sent")
 // it.
 type gate struct {
 	net.Conn
-	tcp       *net.TCPConn // the Conn, if TCP: large batches go out with writev
-	mu        sync.Mutex   // held for a whole write, so frames never interleave
-	closeSent atomic.Bool  // set, under mu, before the close frame is written
-	reader    *idleReader  // reads a TCP Conn; nil for others
+	tcp       *net.TCPConn  // the Conn, if TCP: large batches go out with writev
+	mu        sync.Mutex    // held for a whole write, so frames never interleave
+	closeSent atomic.Bool   // set, under mu, before the close frame is written
+	reader    *idleReader   // reads a TCP Conn; nil for others
+	front     *bufio.Reader // what coder/websocket reads the Conn through
+	sock      *Socket       // set once the socket is made
+}
+
+// Close closes the connection, and resumes the socket if it is parked: a
+// closed descriptor leaves the poller's epoll set without a word.
+func (g *gate) Close() error {
+	err := g.Conn.Close()
+	if s := g.sock; s != nil {
+		s.ep.poll.unpark(s)
+	}
+	return err
 }
 
 // Read reads for coder/websocket, holding no buffer while it waits. The
@@ -112,6 +125,26 @@ func (g *gate) writeFrames(flat []byte, vec *net.Buffers) (int64, error) {
 type hijackWriter struct {
 	http.ResponseWriter
 	gate *gate
+	hook *controlHook
+}
+
+// controlHook is told, on the socket's goroutine, when coder/websocket
+// has read a ping or a pong: a frame header is next, where the socket may
+// park. It is its own small object, made before the hijack makes the
+// gate, because coder/websocket keeps its methods as long as the socket.
+type controlHook struct{ gate *gate }
+
+func (h *controlHook) pingRead(context.Context, []byte) bool {
+	h.controlRead()
+	return true
+}
+
+func (h *controlHook) pongRead(context.Context, []byte) { h.controlRead() }
+
+func (h *controlHook) controlRead() {
+	if h.gate != nil && h.gate.reader != nil {
+		h.gate.reader.atBoundary()
+	}
 }
 
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -120,8 +153,10 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return c, brw, err
 	}
 	w.gate = newGate(c)
+	w.hook.gate = w.gate
 	// net/http has flushed the response and left its writer empty.
 	brw.Writer = bufio.NewWriterSize(w.gate, controlBuffer)
 	brw.Reader = frontReader(w.gate, brw.Reader)
+	w.gate.front = brw.Reader
 	return w.gate, brw, nil
 }

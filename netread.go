@@ -2,11 +2,13 @@ package laf
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // An idle socket would hold a read buffer while it waits for the peer: 4
@@ -16,6 +18,31 @@ import (
 // that goes back to the pool once it has been consumed. A large read
 // (a message's payload) goes straight into the caller's buffer. Other
 // connections (TLS) keep an ordinary buffer.
+
+// An idle socket would also keep its goroutine, whose stack has grown to
+// 4 KiB in coder/websocket's frame reader and never shrinks back (the
+// runtime shrinks a stack only while under a quarter of it is in use).
+// So, where it can park (Linux), the idleReader arms a read deadline
+// parkAfter ahead whenever it waits with none armed. When the deadline
+// finds it waiting for the first byte of a frame, with nothing buffered
+// and nothing read since the deadline was armed, it fails that read with
+// errPark. coder/websocket returns the error from Reader with its
+// connection untouched (and so does peekFrame); the socket's goroutine
+// hands the socket to the Endpoint's poller (an epoll set) and ends, and
+// the poller starts a goroutine for it once the peer sends. Anywhere else
+// the deadline is armed again and the read waits on. A busy socket thus
+// pays one deadline per parkAfter and does not park; one that has been
+// silent for one to two parkAfters holds no goroutine. This needs the
+// socket's goroutine to be the connection's only reader: laf writes its
+// close frame itself, rather than with coder/websocket's Close, whose
+// handshake would read on another goroutine.
+
+// parkAfter is how long a socket waits for its peer on its own goroutine
+// before it hands itself to a fresh one.
+const parkAfter = 250 * time.Millisecond
+
+// errPark is the read a socket fails to park; see parkAfter.
+var errPark = errors.New("laf: socket parks")
 
 // readChunk is the size of the pooled chunks an idleReader reads into.
 const readChunk = 4 << 10
@@ -27,16 +54,22 @@ const frontBuffer = 64
 
 var readChunks = sync.Pool{New: func() any { return new([readChunk]byte) }}
 
-// idleReader reads a TCP connection for coder/websocket, which reads with
-// one goroutine at a time.
+// idleReader reads a TCP connection for coder/websocket. It belongs to the
+// socket's goroutine, the connection's only reader.
 type idleReader struct {
-	raw   syscall.RawConn
-	chunk *[readChunk]byte // nil while nothing is buffered
-	r, w  int              // chunk[r:w] is unread
-	dst   []byte           // for readFD: the caller's buffer, or nil for a chunk
-	n     int              // of readFD: bytes read into dst
-	err   error            // of readFD
-	fill  func(fd uintptr) bool
+	tcp      *net.TCPConn
+	raw      syscall.RawConn
+	front    *bufio.Reader    // coder/websocket's reader, over this one
+	chunk    *[readChunk]byte // nil while nothing is buffered
+	r, w     int              // chunk[r:w] is unread
+	dst      []byte           // for readFD: the caller's buffer, or nil for a chunk
+	n        int              // of readFD: bytes read into dst
+	err      error            // of readFD
+	fill     func(fd uintptr) bool
+	deadline bool   // a park deadline is armed
+	reads    uint64 // reads that returned data
+	armedAt  uint64 // reads when the deadline was armed
+	boundary bool   // the next Read is for the first byte of a frame, with nothing buffered
 }
 
 func newIdleReader(c *net.TCPConn, pending []byte) (*idleReader, error) {
@@ -44,7 +77,7 @@ func newIdleReader(c *net.TCPConn, pending []byte) (*idleReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	ir := &idleReader{raw: raw}
+	ir := &idleReader{tcp: c, raw: raw}
 	ir.fill = ir.readFD // made once: a method value allocates
 	if len(pending) > 0 {
 		// What the peer sent right behind the upgrade request.
@@ -55,16 +88,34 @@ func newIdleReader(c *net.TCPConn, pending []byte) (*idleReader, error) {
 }
 
 func (ir *idleReader) Read(p []byte) (int, error) {
+	atBoundary := ir.boundary
+	ir.boundary = false
 	if ir.chunk == nil {
 		if len(p) >= readChunk {
 			ir.dst = p // the caller holds it anyway
 		}
-		ir.n, ir.err = 0, nil
-		err := ir.raw.Read(ir.fill)
-		ir.dst = nil
-		if err != nil {
-			return 0, err
+		for {
+			if canPark && !ir.deadline {
+				ir.deadline, ir.armedAt = true, ir.reads
+				ir.tcp.SetReadDeadline(time.Now().Add(parkAfter))
+			}
+			ir.n, ir.err = 0, nil
+			err := ir.raw.Read(ir.fill)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				ir.dst = nil
+				return 0, err
+			}
+			ir.deadline = false                       // it has fired
+			if atBoundary && ir.reads == ir.armedAt { // and nothing came since it was armed
+				ir.dst = nil
+				ir.tcp.SetReadDeadline(time.Time{})
+				return 0, errPark
+			}
 		}
+		ir.dst = nil
 		if ir.chunk == nil {
 			return ir.n, ir.err
 		}
@@ -100,9 +151,11 @@ func (ir *idleReader) readFD(fd uintptr) bool {
 			ir.err = io.EOF
 		case chunk != nil:
 			ir.chunk, ir.r, ir.w = chunk, 0, n
+			ir.reads++
 			return true
 		default:
 			ir.n = n
+			ir.reads++
 			return true
 		}
 		if chunk != nil {
@@ -110,6 +163,12 @@ func (ir *idleReader) readFD(fd uintptr) bool {
 		}
 		return err != syscall.EAGAIN
 	}
+}
+
+// atBoundary notes that coder/websocket is about to read a frame header:
+// if nothing is buffered for it, the socket may park there.
+func (ir *idleReader) atBoundary() {
+	ir.boundary = ir.chunk == nil && ir.front.Buffered() == 0
 }
 
 // frontReader returns the reader coder/websocket reads the connection
@@ -125,5 +184,6 @@ func frontReader(g *gate, br *bufio.Reader) *bufio.Reader {
 		return br
 	}
 	g.reader = ir
-	return bufio.NewReaderSize(g, frontBuffer)
+	ir.front = bufio.NewReaderSize(g, frontBuffer)
+	return ir.front
 }

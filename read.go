@@ -12,25 +12,33 @@ import (
 	"github.com/coder/websocket"
 )
 
-// readLoop reads and delivers messages until a close is decided.
-func (s *Socket) readLoop() {
+// readLoop reads and delivers messages until the read fails, or until the
+// socket parks (it then reports true). Once a close is decided it reads on
+// and drops what it reads: the peer's close frame, or the close timeout
+// closing the connection, ends the read.
+func (s *Socket) readLoop() (parked bool) {
 	e := s.ep
-	// A context that is never done: coder/websocket allocates per frame for
-	// one that can be. Closing the connection is what stops a read.
-	ctx := context.Background()
+	ir := s.gate.reader
 	for {
-		typ, r, err := s.conn.Reader(ctx)
-		if err != nil {
-			s.readFailed(err)
-			return
+		s.out.awaitCloseFrame()
+		if ir != nil {
+			ir.atBoundary()
 		}
-		bp, err := e.readMessage(r)
+		msg, bp, fc, binary, r, err := s.nextMessage()
 		if err != nil {
+			if errors.Is(err, errPark) {
+				return true
+			}
 			s.readFailed(err)
-			return
+			if r != nil && errors.Is(err, ErrMessageTooBig) {
+				// Read past the rest of the message, to the peer's close.
+				s.out.awaitCloseFrame()
+				if _, err := io.Copy(io.Discard, r); err == nil {
+					continue
+				}
+			}
+			return false
 		}
-		msg := *bp
-		binary := typ == websocket.MessageBinary
 		switch {
 		case s.out.decided():
 			// A close is under way; the peer's close frame ends the loop.
@@ -39,19 +47,17 @@ func (s *Socket) readLoop() {
 		case !binary && !utf8.Valid(msg):
 			e.putReadBuf(bp)
 			s.fail(invalidUTF8, ErrInvalidUTF8)
-			return
+			continue
 		}
 		if s.limiter != nil && !s.withinRate(len(msg)) {
 			e.putReadBuf(bp)
-			if s.out.decided() {
-				return
-			}
 			continue
 		}
-		var fc *FunctionContext
-		if e.cfg.lentData {
+		switch {
+		case fc != nil:
+		case e.cfg.lentData:
 			fc = s.lentEvent(msg)
-		} else {
+		default:
 			fc = s.messageEvent(msg)
 			e.putReadBuf(bp)
 		}
@@ -65,7 +71,7 @@ func (s *Socket) readLoop() {
 			s.lastRead.Store(int64(time.Since(s.born)))
 		}
 		s.out.beginEvent()
-		ok := s.call(fc)
+		s.call(fc) // an error decides the close
 		written := s.out.endEvent()
 		if e.cfg.lentData {
 			*fc = FunctionContext{}
@@ -73,10 +79,63 @@ func (s *Socket) readLoop() {
 				e.putReadBuf(bp)
 			} // else a writer may still send Data: the buffer is left to the GC
 		}
-		if !ok {
-			return
+	}
+}
+
+// nextMessage reads the next message, msg, into a pooled buffer, bp, or
+// into fc, a message event made for it, whose Data it is. It reads a
+// message that comes as one plain frame itself (see peekFrame), and any
+// other with coder/websocket's reader, which it also returns, for the
+// caller to read past the rest of a message over the read limit.
+func (s *Socket) nextMessage() (msg []byte, bp *[]byte, fc *FunctionContext, binary bool, r io.Reader, err error) {
+	e := s.ep
+	front := s.gate.front
+	if front != nil {
+		n, key, bin, ok, err := peekFrame(front, e.cfg.readLimit)
+		if err != nil {
+			return nil, nil, nil, false, nil, err
+		}
+		if ok {
+			if e.cfg.lentData {
+				bp = e.readBuf(n)
+				msg = *bp
+			} else {
+				fc = s.newMessageEvent(n)
+				msg = fc.Params.Data
+			}
+			if _, err := io.ReadFull(front, msg); err != nil {
+				e.putReadBuf(bp)
+				return nil, nil, nil, false, nil, err
+			}
+			unmask(msg, key)
+			return msg, bp, fc, bin, nil, nil
 		}
 	}
+	// A context that is never done: coder/websocket allocates per frame for
+	// one that can be. Closing the connection is what stops a read.
+	typ, r, err := s.conn.Reader(context.Background())
+	if err != nil {
+		return nil, nil, nil, false, nil, err
+	}
+	bp, err = e.readMessage(r)
+	if err != nil {
+		return nil, nil, nil, false, r, err
+	}
+	return *bp, bp, nil, typ == websocket.MessageBinary, r, nil
+}
+
+// readBuf returns a pooled buffer holding n bytes.
+func (e *Endpoint) readBuf(n int) *[]byte {
+	bp, _ := e.readBufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 0, max(n, 4096))
+		bp = &b
+	}
+	if cap(*bp) < n {
+		*bp = make([]byte, n)
+	}
+	*bp = (*bp)[:n]
+	return bp
 }
 
 // readMessage reads one message whole into a pooled buffer, which the
@@ -124,7 +183,7 @@ func (e *Endpoint) readMessage(r io.Reader) (*[]byte, error) {
 // putReadBuf keeps ordinary read buffers for reuse, and lets a rare huge
 // one go.
 func (e *Endpoint) putReadBuf(bp *[]byte) {
-	if cap(*bp) <= 64<<10 {
+	if bp != nil && cap(*bp) <= 64<<10 {
 		*bp = (*bp)[:0]
 		e.readBufs.Put(bp)
 	}

@@ -36,6 +36,8 @@ type Socket struct {
 	lent     *FunctionContext // the message event WithLentData reuses; the socket's goroutine's
 	limiter  *rateLimiter     // WithRateLimit's; the socket's goroutine's
 	deflate  bool             // permessage-deflate was negotiated
+	capKey   string           // the key WithMaxSocketsPerKey counted the socket under
+	token    uint64           // the socket's key among the Endpoint's parked sockets
 
 	out    outbox              // the write side: queue, writer, close decision
 	rooms  map[string]struct{} // guarded by the registry's mu

@@ -2,9 +2,8 @@ package laf
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // outState is where a socket's write side stands. The states and the
@@ -56,6 +55,7 @@ type outbox struct {
 	dropped uint64      // messages the slow policy dropped
 	heldSeq uint64      // counts the times sends were held, so the late flusher releases only the one it saw
 	close   closeSpec   // the close decided, valid in closing and closed
+	closing atomic.Bool // state is closing or closed: set with it, read without o.mu
 	closeT  *time.Timer // drops the connection once a graceful close has taken the close timeout
 
 	writers sync.WaitGroup // the running writer, if any
@@ -69,10 +69,17 @@ func (o *outbox) init(s *Socket) {
 }
 
 // decided reports whether a close has been decided.
-func (o *outbox) decided() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.state >= outClosing
+func (o *outbox) decided() bool { return o.closing.Load() }
+
+// awaitCloseFrame waits, once a graceful close has been decided, until its
+// writer has written the close frame (or failed). The socket's goroutine
+// reads on only then: coder/websocket answers a protocol error or the
+// peer's close frame with a close frame of its own, which must not go
+// out before the one laf decided.
+func (o *outbox) awaitCloseFrame() {
+	if o.decided() {
+		o.writers.Wait() // no writer starts once a close is decided
+	}
 }
 
 // decision returns the close decided.
@@ -311,9 +318,16 @@ func (o *outbox) stopWriter() bool {
 	return false
 }
 
-// handshake writes the close frame and waits for the peer's.
+// handshake writes the close frame. The socket's goroutine reads on
+// until the peer's close frame ends the read, or the close timeout drops
+// the connection. laf writes the frame itself, not with coder/websocket's
+// Close, whose handshake would read the connection on this goroutine, next
+// to the socket's: the socket's goroutine is the connection's only reader,
+// which lets it stop while the socket is idle (see park).
 func (o *outbox) handshake(c closeSpec) {
-	o.s.conn.Close(websocket.StatusCode(c.code), c.reason)
+	if _, err := o.s.gate.Write(closeFrame(c.code, c.reason)); err != nil {
+		o.s.gate.Close() // no handshake can follow: end the read
+	}
 	o.mu.Lock()
 	o.state = outClosed
 	o.mu.Unlock()
@@ -358,6 +372,7 @@ func (o *outbox) decideLocked(c closeSpec) bool {
 	if c.mode == drop || prev == outFailed || o.s.gate.closeSent.Load() {
 		// Nothing more can be written, or need be.
 		o.state = outClosed
+		o.closing.Store(true)
 		o.qBytes = 0
 		o.dropFront(len(o.queue))
 		o.s.gate.Close()
@@ -371,6 +386,7 @@ func (o *outbox) decideLocked(c closeSpec) bool {
 		// should not wait on the Func.
 		o.startWriter()
 	}
+	o.closing.Store(true) // after the writer is counted, for awaitCloseFrame
 	return true
 }
 

@@ -386,8 +386,36 @@ func (c *Conn) WriteFrame(fin bool, rsv, opcode byte, payload []byte) error {
 	return c.writeFrame(fin, rsv, opcode, payload)
 }
 
+// WriteFramePaused writes a frame as WriteFrame does, but in two writes:
+// its first at bytes, then, after pause, the rest. It lets a test hold a
+// server in the middle of a frame header or payload.
+func (c *Conn) WriteFramePaused(at int, pause time.Duration, fin bool, rsv, opcode byte, payload []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b := encodeFrame(fin, rsv, opcode, payload)
+	if at <= 0 || at >= len(b) {
+		return fmt.Errorf("rawws: split at %d of a %d-byte frame", at, len(b))
+	}
+	if _, err := c.nc.Write(b[:at]); err != nil {
+		return err
+	}
+	time.Sleep(pause)
+	_, err := c.nc.Write(b[at:])
+	return err
+}
+
 // writeFrame is WriteFrame with c.wmu held.
 func (c *Conn) writeFrame(fin bool, rsv, opcode byte, payload []byte) error {
+	b := encodeFrame(fin, rsv, opcode, payload)
+	if opcode == OpClose {
+		c.closeSent = true
+	}
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// encodeFrame returns a client frame, masked with a fresh random key.
+func encodeFrame(fin bool, rsv, opcode byte, payload []byte) []byte {
 	b0 := rsv<<4 | opcode
 	if fin {
 		b0 |= 0x80
@@ -408,11 +436,7 @@ func (c *Conn) writeFrame(fin bool, rsv, opcode byte, payload []byte) error {
 	keys := bytes.Repeat(key[:], (len(payload)+3)/4) // XORBytes is fast even under -race
 	b = b[:len(b)+len(payload)]
 	subtle.XORBytes(b[len(b)-len(payload):], payload, keys)
-	if opcode == OpClose {
-		c.closeSent = true
-	}
-	_, err := c.nc.Write(b)
-	return err
+	return b
 }
 
 // WriteText writes s as one final text frame.
