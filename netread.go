@@ -1,3 +1,5 @@
+//go:build unix
+
 package laf
 
 import (
@@ -41,16 +43,8 @@ import (
 // before it hands itself to a fresh one.
 const parkAfter = 250 * time.Millisecond
 
-// errPark is the read a socket fails to park; see parkAfter.
-var errPark = errors.New("laf: socket parks")
-
 // readChunk is the size of the pooled chunks an idleReader reads into.
 const readChunk = 4 << 10
-
-// frontBuffer is the size of the bufio.Reader that coder/websocket reads
-// frame headers through: enough for a header and its mask key, so that a
-// small frame costs few calls.
-const frontBuffer = 64
 
 var readChunks = sync.Pool{New: func() any { return new([readChunk]byte) }}
 

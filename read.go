@@ -12,6 +12,14 @@ import (
 	"github.com/coder/websocket"
 )
 
+// errPark is the read a socket fails to park; see parkAfter.
+var errPark = errors.New("laf: socket parks")
+
+// frontBuffer is the size of the bufio.Reader that coder/websocket reads
+// frame headers through, over a TCP connection: enough for a header and
+// its mask key, so that a small frame costs few calls.
+const frontBuffer = 64
+
 // readLoop reads and delivers messages until the read fails, or until the
 // socket parks (it then reports true). Once a close is decided it reads on
 // and drops what it reads: the peer's close frame, or the close timeout
