@@ -155,6 +155,12 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 		e.cfg.logger.Debug("laf: upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return nil
 	}
+	if g := hw.gate; g.reader != nil && g.front.Buffered() == 0 {
+		// Accept has put its reader over an io.MultiReader of what it had
+		// buffered (nothing: the idleReader holds what came early) and the
+		// gate; read the gate directly instead.
+		g.front.Reset(g)
+	}
 	n := e.stats.accepted.Add(1)
 	// readMessage enforces the limit, so that the close frame's reason is
 	// laf's own.

@@ -564,6 +564,67 @@ func renderGoals(b *strings.Builder, res *Results) {
 		}
 	}
 	w("\n")
+	renderGwsGoals(b, res)
+}
+
+// renderGwsGoals lists the goals set against gws, the fastest peer.
+func renderGwsGoals(b *strings.Builder, res *Results) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	c := res.Meta.Config
+	var rows []string
+	echo := func(lib string, sizes []int, min float64) {
+		worst, at, all := math.Inf(1), "", true
+		for _, n := range c.EchoConns {
+			for _, size := range sizes {
+				er := echoRows(res, n, size)
+				name := func(r EchoRow) string { return r.Lib }
+				l, ok1 := find(er, name, lib)
+				g, ok2 := find(er, name, "gws")
+				if !ok1 || !ok2 || g.Rate == 0 {
+					continue
+				}
+				x := l.Rate / g.Rate
+				if x < worst {
+					worst, at = x, fmt.Sprintf("%s × %s", sizeStr(size), commas(int64(n)))
+				}
+				all = all && x >= min
+			}
+		}
+		if !math.IsInf(worst, 1) {
+			var ss []string
+			for _, size := range sizes {
+				ss = append(ss, sizeStr(size))
+			}
+			rows = append(rows, fmt.Sprintf("| echo msg/s of %s ≥ %.1f× gws's at %s | lowest %.2f× (%s) | %s |",
+				lib, min, strings.Join(ss, " and "), worst, at, mark(all)))
+		}
+	}
+	echo("laf", []int{64, 1024}, 1.0)
+	echo("laf-lent", []int{16384}, 1.0)
+	echo("laf", []int{16384}, 0.8)
+	idle := func(r IdleRow) string { return r.Lib }
+	if l, ok := find(res.Idle, idle, "laf"); ok {
+		if g, ok := find(res.Idle, idle, "gws"); ok {
+			ok := l.RSSPer <= g.RSSPer && l.RSSPer <= 12<<10
+			rows = append(rows, fmt.Sprintf("| idle RSS/socket ≤ 1.0× gws's, and ≤ 12 KiB | laf %s, gws %s (%.2f×); %.2f and %.2f goroutines/socket | %s |",
+				bytesStr(l.RSSPer), bytesStr(g.RSSPer), l.RSSPer/g.RSSPer, l.GorPer, g.GorPer, mark(ok)))
+		}
+	}
+	hs := func(r HSRow) string { return r.Lib }
+	if l, ok := find(res.Handshake, hs, "laf"); ok {
+		if bp, bv := bestPeer(res.Handshake, hs, func(r HSRow) float64 { return r.Rate }, true); bp != "" {
+			rows = append(rows, fmt.Sprintf("| handshakes/s ≥ 1.0× the best peer's | laf %s/s, %s %s/s (%.2f×) | %s |",
+				num(l.Rate), bp, num(bv), l.Rate/bv, mark(l.Rate >= bv)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	w("## laf's goals against gws\n\nThe fastest peer; broadcast is in the table above.\n\n| goal | figure | |\n|---|---|---|\n")
+	for _, r := range rows {
+		w("%s\n", r)
+	}
+	w("\n")
 }
 
 func roundsStr(n int) string {
