@@ -13,8 +13,11 @@ import (
 // peer's close frame.
 func (s *Socket) run() {
 	s.out.beginEvent()
-	s.call(s.event(MethodConnection, Params{}))
+	ok := s.call(s.event(MethodConnection, Params{}))
 	s.out.endEvent()
+	if !ok {
+		s.out.awaitCloseFrame() // see readLoop
+	}
 	s.serve()
 }
 

@@ -3,6 +3,7 @@ package laf
 import (
 	"bufio"
 	"encoding/binary"
+	"math"
 	"net"
 )
 
@@ -193,7 +194,7 @@ func peekFrame(front *bufio.Reader, limit int64) (n int, key [4]byte, isBinary, 
 	case 10:
 		size = binary.BigEndian.Uint64(h[2:])
 	}
-	if limit >= 0 && size > uint64(limit) || size > 1<<40 {
+	if limit >= 0 && size > uint64(limit) || size > math.MaxInt32 {
 		return 0, key, false, false, nil // coder/websocket's reader fails it
 	}
 	copy(key[:], h[hlen:])

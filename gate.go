@@ -36,6 +36,16 @@ type gate struct {
 	sock      *Socket       // set once the socket is made
 }
 
+// buffered returns how many bytes have been read from the connection and
+// not yet consumed.
+func (g *gate) buffered() int {
+	n := g.front.Buffered()
+	if ir := g.reader; ir != nil {
+		n += ir.pending()
+	}
+	return n
+}
+
 // Close closes the connection, and resumes the socket if it is parked: a
 // closed descriptor leaves the poller's epoll set without a word.
 func (g *gate) Close() error {
@@ -143,7 +153,7 @@ func (h *controlHook) pongRead(context.Context, []byte) { h.controlRead() }
 
 func (h *controlHook) controlRead() {
 	if h.gate != nil && h.gate.reader != nil {
-		h.gate.reader.atBoundary()
+		h.gate.reader.controlRead()
 	}
 }
 

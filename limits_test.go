@@ -2,13 +2,16 @@ package laf_test
 
 import (
 	"context"
+	"encoding/binary"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/lafgo/laf"
+	"github.com/lafgo/laf/internal/rawws"
 	"github.com/lafgo/laf/laftest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -122,4 +125,31 @@ func TestRateLimitDropKeepsTheSocket(t *testing.T) {
 	assert.Equal(t, 1, srv.Endpoint.Len())
 	require.NoError(t, srv.Endpoint.Broadcast(context.Background(), laf.Text("still open")))
 	c.ExpectText("still open")
+}
+
+// A frame's header does not get the memory its length claims: the payload
+// gets memory as it arrives. A peer that claims 256 MiB and sends a
+// kilobyte costs the server about a kilobyte.
+func TestClaimedLengthGetsNoMemoryUntilItArrives(t *testing.T) {
+	rec := laftest.NewRecorder(nil)
+	srv := laftest.NewServer(t, rec.Func, laf.WithReadLimit(1<<30))
+	rc, err := rawws.Dial(context.Background(), srv.WSURL)
+	require.NoError(t, err)
+	rec.Expect(t, laf.MethodConnection)
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	// A binary frame header claiming 256 MiB, then 1 KiB of it.
+	frame := binary.BigEndian.AppendUint64([]byte{0x82, 0x80 | 127}, 256<<20)
+	frame = append(frame, 1, 2, 3, 4) // the mask key
+	frame = append(frame, make([]byte, 1024)...)
+	require.NoError(t, rc.WriteRaw(frame))
+	time.Sleep(100 * time.Millisecond) // the server reads what came
+	rc.Close()
+	rec.Expect(t, laf.MethodError) // the drop
+	assert.Equal(t, laf.CauseAbnormal, rec.Expect(t, laf.MethodClose).Params.Cause)
+	runtime.ReadMemStats(&after)
+	// Allocations meanwhile, test and server alike: far from 256 MiB.
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16<<20))
 }

@@ -43,9 +43,6 @@ import (
 // before it hands itself to a fresh one.
 const parkAfter = 250 * time.Millisecond
 
-// readChunk is the size of the pooled chunks an idleReader reads into.
-const readChunk = 4 << 10
-
 var readChunks = sync.Pool{New: func() any { return new([readChunk]byte) }}
 
 // idleReader reads a TCP connection for coder/websocket. It belongs to the
@@ -64,6 +61,7 @@ type idleReader struct {
 	reads    uint64 // reads that returned data
 	armedAt  uint64 // reads when the deadline was armed
 	boundary bool   // the next Read is for the first byte of a frame, with nothing buffered
+	inMsg    bool   // coder/websocket reads a message: its frames are not boundaries
 }
 
 func newIdleReader(c *net.TCPConn, pending []byte) (*idleReader, error) {
@@ -159,10 +157,28 @@ func (ir *idleReader) readFD(fd uintptr) bool {
 	}
 }
 
-// atBoundary notes that coder/websocket is about to read a frame header:
-// if nothing is buffered for it, the socket may park there.
+// atBoundary notes that a message has been read whole and the next frame
+// header is next: if nothing is buffered for it, the socket may park
+// there.
 func (ir *idleReader) atBoundary() {
+	ir.inMsg = false
 	ir.boundary = ir.chunk == nil && ir.front.Buffered() == 0
+}
+
+// pending returns the bytes read into the chunk and not yet consumed.
+func (ir *idleReader) pending() int { return ir.w - ir.r }
+
+// messageBegun notes that coder/websocket has begun reading a message:
+// until the next atBoundary, a control frame it reads between the
+// message's fragments is no boundary.
+func (ir *idleReader) messageBegun() { ir.inMsg = true }
+
+// controlRead notes that coder/websocket has read a ping or a pong: a
+// frame header is next, a boundary unless a message is half read.
+func (ir *idleReader) controlRead() {
+	if !ir.inMsg {
+		ir.boundary = ir.chunk == nil && ir.front.Buffered() == 0
+	}
 }
 
 // frontReader returns the reader coder/websocket reads the connection

@@ -14,6 +14,9 @@ type idleReader struct{}
 
 func (*idleReader) Read([]byte) (int, error) { return 0, net.ErrClosed }
 func (*idleReader) atBoundary()              {}
+func (*idleReader) messageBegun()            {}
+func (*idleReader) controlRead()             {}
+func (*idleReader) pending() int             { return 0 }
 
 // frontReader returns the reader coder/websocket reads the connection
 // through: net/http's.

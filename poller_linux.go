@@ -20,9 +20,9 @@ const canPark = true
 // something to read (or has failed), or the close of its connection (see
 // gate.Close), which the poller would not see.
 type poller struct {
-	mu      sync.Mutex
-	ep      *os.File // the epoll set, made on the first park; closed by its finalizer
-	epfd    int      // ep's descriptor (ep.Fd would make it blocking)
+	mu      sync.Mutex // innermost: see outbox
+	ep      *os.File   // the epoll set, made on the first park; closed by its finalizer
+	epfd    int        // ep's descriptor (ep.Fd would make it blocking)
 	raw     syscall.RawConn
 	parked  map[uint64]*Socket
 	running bool // the poller's goroutine runs
@@ -107,7 +107,18 @@ func (p *poller) run() {
 	if p.events == nil {
 		p.events = make([]syscall.EpollEvent, 128)
 	}
-	p.raw.Read(p.poll) // its error (none is expected) leaves the sockets to their close
+	if err := p.raw.Read(p.poll); err != nil {
+		// Not expected: the set cannot be waited on. Park no more, and
+		// resume every parked socket.
+		p.mu.Lock()
+		p.err, p.running = err, false
+		parked := p.parked
+		p.parked = make(map[uint64]*Socket)
+		p.mu.Unlock()
+		for _, s := range parked {
+			go s.resume()
+		}
+	}
 }
 
 // poll resumes the sockets that have something to read, and reports true

@@ -15,6 +15,10 @@ import (
 // errPark is the read a socket fails to park; see parkAfter.
 var errPark = errors.New("laf: socket parks")
 
+// readChunk is the size of the pooled chunks an idleReader reads into,
+// and of the largest payload laf gives memory before it arrives.
+const readChunk = 4 << 10
+
 // frontBuffer is the size of the bufio.Reader that coder/websocket reads
 // frame headers through, over a TCP connection: enough for a header and
 // its mask key, so that a small frame costs few calls.
@@ -23,12 +27,14 @@ const frontBuffer = 64
 // readLoop reads and delivers messages until the read fails, or until the
 // socket parks (it then reports true). Once a close is decided it reads on
 // and drops what it reads: the peer's close frame, or the close timeout
-// closing the connection, ends the read.
+// closing the connection, ends the read. After a close it decided itself
+// (a bad message, the rate limit, the Func's error), it reads on only once
+// the close frame is out: coder/websocket, reading what follows, could
+// answer it with a close frame of its own first.
 func (s *Socket) readLoop() (parked bool) {
 	e := s.ep
 	ir := s.gate.reader
 	for {
-		s.out.awaitCloseFrame()
 		if ir != nil {
 			ir.atBoundary()
 		}
@@ -55,10 +61,12 @@ func (s *Socket) readLoop() (parked bool) {
 		case !binary && !utf8.Valid(msg):
 			e.putReadBuf(bp)
 			s.fail(invalidUTF8, ErrInvalidUTF8)
+			s.out.awaitCloseFrame()
 			continue
 		}
 		if s.limiter != nil && !s.withinRate(len(msg)) {
 			e.putReadBuf(bp)
+			s.out.awaitCloseFrame() // if it closed
 			continue
 		}
 		switch {
@@ -79,13 +87,16 @@ func (s *Socket) readLoop() (parked bool) {
 			s.lastRead.Store(int64(time.Since(s.born)))
 		}
 		s.out.beginEvent()
-		s.call(fc) // an error decides the close
+		ok := s.call(fc) // an error decides the close
 		written := s.out.endEvent()
 		if e.cfg.lentData {
 			*fc = FunctionContext{}
 			if written {
 				e.putReadBuf(bp)
 			} // else a writer may still send Data: the buffer is left to the GC
+		}
+		if !ok {
+			s.out.awaitCloseFrame()
 		}
 	}
 }
@@ -103,7 +114,18 @@ func (s *Socket) nextMessage() (msg []byte, bp *[]byte, fc *FunctionContext, bin
 		if err != nil {
 			return nil, nil, nil, false, nil, err
 		}
-		if ok {
+		switch {
+		case !ok:
+		case n > readChunk && n > s.gate.buffered():
+			// The header alone does not get n bytes of memory: what the
+			// payload takes grows as it arrives.
+			bp, err := e.readPayload(front, n)
+			if err != nil {
+				return nil, nil, nil, false, nil, err
+			}
+			unmask(*bp, key)
+			return *bp, bp, nil, bin, nil, nil
+		default:
 			if e.cfg.lentData {
 				bp = e.readBuf(n)
 				msg = *bp
@@ -125,6 +147,9 @@ func (s *Socket) nextMessage() (msg []byte, bp *[]byte, fc *FunctionContext, bin
 	if err != nil {
 		return nil, nil, nil, false, nil, err
 	}
+	if ir := s.gate.reader; ir != nil {
+		ir.messageBegun()
+	}
 	bp, err = e.readMessage(r)
 	if err != nil {
 		return nil, nil, nil, false, r, err
@@ -144,6 +169,27 @@ func (e *Endpoint) readBuf(n int) *[]byte {
 	}
 	*bp = (*bp)[:n]
 	return bp
+}
+
+// readPayload reads an n-byte payload into a pooled buffer that grows as
+// the payload arrives.
+func (e *Endpoint) readPayload(r io.Reader, n int) (*[]byte, error) {
+	bp := e.readBuf(0)
+	buf := *bp
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			*bp = buf
+			e.putReadBuf(bp)
+			return nil, err
+		}
+	}
+	*bp = buf
+	return bp, nil
 }
 
 // readMessage reads one message whole into a pooled buffer, which the

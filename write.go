@@ -41,7 +41,8 @@ const (
 // network; the writer is a goroutine that runs only while there is
 // something to write, or the socket's own goroutine when its event ends.
 //
-// Lock order, outermost first: registry.mu, outbox.mu, lateFlusher.mu.
+// Lock order, outermost first: registry.mu, outbox.mu, then either
+// lateFlusher.mu or poller.mu (gate.Close, under outbox.mu, unparks).
 // gate.mu is never taken while holding another lock, and a write holds no
 // lock but gate.mu.
 type outbox struct {
@@ -72,10 +73,8 @@ func (o *outbox) init(s *Socket) {
 func (o *outbox) decided() bool { return o.closing.Load() }
 
 // awaitCloseFrame waits, once a graceful close has been decided, until its
-// writer has written the close frame (or failed). The socket's goroutine
-// reads on only then: coder/websocket answers a protocol error or the
-// peer's close frame with a close frame of its own, which must not go
-// out before the one laf decided.
+// writer has written the queue and the close frame (or failed): see
+// readLoop.
 func (o *outbox) awaitCloseFrame() {
 	if o.decided() {
 		o.writers.Wait() // no writer starts once a close is decided

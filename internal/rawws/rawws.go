@@ -386,6 +386,15 @@ func (c *Conn) WriteFrame(fin bool, rsv, opcode byte, payload []byte) error {
 	return c.writeFrame(fin, rsv, opcode, payload)
 }
 
+// WriteRaw writes b as it is: a test's own bytes, such as a frame cut
+// short.
+func (c *Conn) WriteRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.nc.Write(b)
+	return err
+}
+
 // WriteFramePaused writes a frame as WriteFrame does, but in two writes:
 // its first at bytes, then, after pause, the rest. It lets a test hold a
 // server in the middle of a frame header or payload.
