@@ -93,6 +93,11 @@
 // a room get its first socket and lose its last. Endpoint.Shutdown closes
 // every socket with 1001 and waits for their close events.
 //
+// On Linux a socket whose peer has been silent for a quarter to half a
+// second, with nothing half read, gives up its goroutine and waits in
+// its Endpoint's epoll set; the peer's next bytes, or the connection's
+// close, give it one again. An idle socket then costs about 7 KiB.
+//
 // # Clusters
 //
 // Shared and the registry live in one process. With WithBroker, sends by
