@@ -34,6 +34,18 @@ func readers() int {
 	}
 }
 
+// pollers counts the goroutines of Endpoints' pollers.
+func pollers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "laf.(*poller).run(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
 // waitParked waits until no goroutine reads a socket.
 func waitParked(t *testing.T) {
 	t.Helper()
@@ -49,20 +61,33 @@ func echo(ctx *laf.FunctionContext) error {
 }
 
 func TestIdleSocketsParkAndResume(t *testing.T) {
-	srv := laftest.NewServer(t, echo)
-	conns := make([]*laftest.Conn, 8)
-	for i := range conns {
-		conns[i] = srv.Dial(t)
-		conns[i].Send("first")
-		conns[i].ExpectText("first")
-	}
-	for round := range 3 {
-		waitParked(t)
-		assert.Equal(t, len(conns), srv.Endpoint.Len(), "round %d", round)
-		for i, c := range conns {
-			c.SendBinary([]byte{byte(round), byte(i)})
-			c.ExpectBinary([]byte{byte(round), byte(i)})
-		}
+	for _, compress := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "deflate"}[compress], func(t *testing.T) {
+			var opts []laf.Option
+			dial := &websocket.DialOptions{}
+			if compress {
+				opts = append(opts, laf.WithCompression(0))
+				dial.CompressionMode = websocket.CompressionNoContextTakeover
+			}
+			srv := laftest.NewServer(t, echo, opts...)
+			big := strings.Repeat("compressible ", 200)
+			conns := make([]*laftest.Conn, 8)
+			for i := range conns {
+				conns[i] = srv.DialOptions(t, dial)
+				conns[i].Send("first")
+				conns[i].ExpectText("first")
+			}
+			for round := range 3 {
+				waitParked(t)
+				assert.Equal(t, len(conns), srv.Endpoint.Len(), "round %d", round)
+				for i, c := range conns {
+					c.SendBinary([]byte{byte(round), byte(i)})
+					c.ExpectBinary([]byte{byte(round), byte(i)})
+					c.Send(big) // compressed by the client when it negotiated deflate
+					c.ExpectText(big)
+				}
+			}
+		})
 	}
 }
 
@@ -136,6 +161,9 @@ func TestParkedSocketCloseTimesOut(t *testing.T) {
 	assert.Equal(t, 1000, ev.Params.Code)
 	assert.Equal(t, laf.CauseServer, ev.Params.Cause)
 	assert.Equal(t, 0, srv.Endpoint.Len())
+	// The last parked socket left without an epoll event: the poller's
+	// goroutine ends all the same.
+	require.Eventually(t, func() bool { return pollers() == 0 }, 10*time.Second, 10*time.Millisecond)
 }
 
 func TestShutdownClosesParkedSockets(t *testing.T) {

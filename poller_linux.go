@@ -1,9 +1,11 @@
 package laf
 
 import (
+	"errors"
 	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // canPark: a socket can wait for its peer with no goroutine (see park).
@@ -81,6 +83,11 @@ func (p *poller) take(token uint64) *Socket {
 	defer p.mu.Unlock()
 	s := p.parked[token]
 	delete(p.parked, token)
+	if s != nil && len(p.parked) == 0 && p.running {
+		// A closed descriptor leaves the set without an event: wake the
+		// poller's goroutine, so that it ends.
+		p.ep.SetReadDeadline(time.Now())
+	}
 	return s
 }
 
@@ -107,10 +114,25 @@ func (p *poller) run() {
 	if p.events == nil {
 		p.events = make([]syscall.EpollEvent, 128)
 	}
-	if err := p.raw.Read(p.poll); err != nil {
+	for {
+		err := p.raw.Read(p.poll)
+		if err == nil {
+			return // none is parked
+		}
+		p.mu.Lock()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// take's wake-up.
+			if len(p.parked) == 0 {
+				p.running = false
+				p.mu.Unlock()
+				return
+			}
+			p.ep.SetReadDeadline(time.Time{}) // under mu: take sets it under mu
+			p.mu.Unlock()
+			continue
+		}
 		// Not expected: the set cannot be waited on. Park no more, and
 		// resume every parked socket.
-		p.mu.Lock()
 		p.err, p.running = err, false
 		parked := p.parked
 		p.parked = make(map[uint64]*Socket)
@@ -118,6 +140,7 @@ func (p *poller) run() {
 		for _, s := range parked {
 			go s.resume()
 		}
+		return
 	}
 }
 
