@@ -87,7 +87,8 @@ func newGate(c net.Conn) *gate {
 // starts with its header. laf writes no data frame through coder/websocket.
 const controlBuffer = 2 + 125
 
-// Write writes one of coder/websocket's control frames.
+// Write writes one control frame: coder/websocket's, or laf's own close
+// frame.
 func (g *gate) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -39,8 +39,8 @@ import (
 // close frame itself, rather than with coder/websocket's Close, whose
 // handshake would read on another goroutine.
 
-// parkAfter is how long a socket waits for its peer on its own goroutine
-// before it hands itself to a fresh one.
+// parkAfter is how long, at least, a socket waits for its peer on its own
+// goroutine before it parks.
 const parkAfter = 250 * time.Millisecond
 
 var readChunks = sync.Pool{New: func() any { return new([readChunk]byte) }}

@@ -161,7 +161,7 @@ func (s *Socket) nextMessage() (msg []byte, bp *[]byte, fc *FunctionContext, bin
 func (e *Endpoint) readBuf(n int) *[]byte {
 	bp, _ := e.readBufs.Get().(*[]byte)
 	if bp == nil {
-		b := make([]byte, 0, max(n, 4096))
+		b := make([]byte, 0, max(n, readChunk))
 		bp = &b
 	}
 	if cap(*bp) < n {
@@ -197,12 +197,8 @@ func (e *Endpoint) readPayload(r io.Reader, n int) (*[]byte, error) {
 // as the message is over the read limit.
 func (e *Endpoint) readMessage(r io.Reader) (*[]byte, error) {
 	limit := e.cfg.readLimit
-	bp, _ := e.readBufs.Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, 0, 4096)
-		bp = &b
-	}
-	buf := (*bp)[:0]
+	bp := e.readBuf(0)
+	buf := *bp
 	for {
 		if limit >= 0 && int64(len(buf)) > limit {
 			*bp = buf

@@ -16,7 +16,7 @@ import (
 //	writing ──event begins──▶ eventWriting ──queue written──▶ event
 //	eventWriting ──event ends──▶ writing
 //	writing, eventWriting ──a write fails──▶ failed
-//	idle … failed ──close decided, graceful──▶ closing ──handshake──▶ closed
+//	idle … failed ──close decided, graceful──▶ closing ──close frame written──▶ closed
 //	idle … closing ──close decided, drop; or write fails──▶ closed
 //
 // A writer runs exactly in writing, eventWriting and closing; sends are
@@ -322,7 +322,7 @@ func (o *outbox) stopWriter() bool {
 // the connection. laf writes the frame itself, not with coder/websocket's
 // Close, whose handshake would read the connection on this goroutine, next
 // to the socket's: the socket's goroutine is the connection's only reader,
-// which lets it stop while the socket is idle (see park).
+// which lets an idle socket park (see netread.go).
 func (o *outbox) handshake(c closeSpec) {
 	if _, err := o.s.gate.Write(closeFrame(c.code, c.reason)); err != nil {
 		o.s.gate.Close() // no handshake can follow: end the read
