@@ -153,8 +153,8 @@ func (h *controlHook) pingRead(context.Context, []byte) bool {
 func (h *controlHook) pongRead(context.Context, []byte) { h.controlRead() }
 
 func (h *controlHook) controlRead() {
-	if h.gate != nil && h.gate.reader != nil {
-		h.gate.reader.controlRead()
+	if ir := h.gate.reader; ir != nil { // the hook fires only after the hijack
+		ir.controlRead()
 	}
 }
 

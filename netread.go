@@ -165,6 +165,14 @@ func (ir *idleReader) atBoundary() {
 	ir.boundary = ir.chunk == nil && ir.front.Buffered() == 0
 }
 
+// controlRead notes that coder/websocket has read a ping or a pong: a
+// frame header is next, a boundary unless a message is half read.
+func (ir *idleReader) controlRead() {
+	if !ir.inMsg {
+		ir.atBoundary()
+	}
+}
+
 // pending returns the bytes read into the chunk and not yet consumed.
 func (ir *idleReader) pending() int { return ir.w - ir.r }
 
@@ -172,14 +180,6 @@ func (ir *idleReader) pending() int { return ir.w - ir.r }
 // until the next atBoundary, a control frame it reads between the
 // message's fragments is no boundary.
 func (ir *idleReader) messageBegun() { ir.inMsg = true }
-
-// controlRead notes that coder/websocket has read a ping or a pong: a
-// frame header is next, a boundary unless a message is half read.
-func (ir *idleReader) controlRead() {
-	if !ir.inMsg {
-		ir.boundary = ir.chunk == nil && ir.front.Buffered() == 0
-	}
-}
 
 // frontReader returns the reader coder/websocket reads the connection
 // through, given what net/http has buffered of it.

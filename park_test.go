@@ -22,29 +22,23 @@ import (
 // An idle socket parks: it holds no goroutine until its peer sends (see
 // parkAfter in netread.go, a quarter of a second).
 
-// readers counts the goroutines reading a socket, of any Endpoint.
-func readers() int {
+// goroutinesIn counts the goroutines whose stack has fn in it.
+func goroutinesIn(fn string) int {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "laf.(*Socket).readLoop(")
+			return strings.Count(string(buf[:n]), fn+"(")
 		}
 		buf = make([]byte, 2*len(buf))
 	}
 }
 
+// readers counts the goroutines reading a socket, of any Endpoint.
+func readers() int { return goroutinesIn("laf.(*Socket).readLoop") }
+
 // pollers counts the goroutines of Endpoints' pollers.
-func pollers() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "laf.(*poller).run(")
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
+func pollers() int { return goroutinesIn("laf.(*poller).run") }
 
 // waitParked waits until no goroutine reads a socket.
 func waitParked(t *testing.T) {

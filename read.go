@@ -109,37 +109,34 @@ func (s *Socket) readLoop() (parked bool) {
 func (s *Socket) nextMessage() (msg []byte, bp *[]byte, fc *FunctionContext, binary bool, r io.Reader, err error) {
 	e := s.ep
 	front := s.gate.front
-	if front != nil {
-		n, key, bin, ok, err := peekFrame(front, e.cfg.readLimit)
+	n, key, bin, ok, err := peekFrame(front, e.cfg.readLimit)
+	switch {
+	case err != nil:
+		return nil, nil, nil, false, nil, err
+	case !ok:
+	case n > readChunk && n > s.gate.buffered():
+		// The header alone does not get n bytes of memory: what the
+		// payload takes grows as it arrives.
+		bp, err := e.readPayload(front, n)
 		if err != nil {
 			return nil, nil, nil, false, nil, err
 		}
-		switch {
-		case !ok:
-		case n > readChunk && n > s.gate.buffered():
-			// The header alone does not get n bytes of memory: what the
-			// payload takes grows as it arrives.
-			bp, err := e.readPayload(front, n)
-			if err != nil {
-				return nil, nil, nil, false, nil, err
-			}
-			unmask(*bp, key)
-			return *bp, bp, nil, bin, nil, nil
-		default:
-			if e.cfg.lentData {
-				bp = e.readBuf(n)
-				msg = *bp
-			} else {
-				fc = s.newMessageEvent(n)
-				msg = fc.Params.Data
-			}
-			if _, err := io.ReadFull(front, msg); err != nil {
-				e.putReadBuf(bp)
-				return nil, nil, nil, false, nil, err
-			}
-			unmask(msg, key)
-			return msg, bp, fc, bin, nil, nil
+		unmask(*bp, key)
+		return *bp, bp, nil, bin, nil, nil
+	default:
+		if e.cfg.lentData {
+			bp = e.readBuf(n)
+			msg = *bp
+		} else {
+			fc = s.newMessageEvent(n)
+			msg = fc.Params.Data
 		}
+		if _, err := io.ReadFull(front, msg); err != nil {
+			e.putReadBuf(bp)
+			return nil, nil, nil, false, nil, err
+		}
+		unmask(msg, key)
+		return msg, bp, fc, bin, nil, nil
 	}
 	// A context that is never done: coder/websocket allocates per frame for
 	// one that can be. Closing the connection is what stops a read.
