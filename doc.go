@@ -28,8 +28,8 @@
 //
 // For each socket the Func is called once with MethodConnection, then
 // once per message with MethodMessage, in arrival order, and last once
-// with MethodClose; MethodError, when it fires, comes just before
-// MethodClose. Calls for one socket never overlap; different sockets run
+// with MethodClose; a MethodError that fails the socket comes before
+// MethodClose, with no message event between them. Calls for one socket never overlap; different sockets run
 // in parallel. The close event fires whoever closed (the peer, server
 // code, a handler error, a fault, or a timeout) and says why in
 // Params.Cause. By then the socket has left the registry and its rooms
@@ -55,10 +55,18 @@
 // over the read limit, 1007 for invalid UTF-8 in a text message, 1002 for
 // a protocol error, 1008 for a peer over its rate limit (WithRateLimit);
 // the error event carries ErrMessageTooBig, ErrInvalidUTF8, ErrProtocol
-// or ErrRateLimited. Refused upgrades get an HTTP status: 426 or 400 for
-// a request that is not a WebSocket upgrade, 403 for a cross-origin
-// request (see WithOriginPatterns), the AuthFunc's status, 503 over
-// WithMaxSockets or after Shutdown, and 429 over WithMaxSocketsPerKey.
+// or ErrRateLimited. Refused upgrades get an HTTP status: 426 for a
+// request that is not a WebSocket upgrade (or not version 13), 405 for a
+// method other than GET, 400 for a bad Sec-WebSocket-Key, 431 for a
+// request over WithMaxRequestBytes, 403 for a cross-origin request (see
+// WithOriginPatterns), the AuthFunc's status, 503 over WithMaxSockets or
+// after Shutdown, and 429 over WithMaxSocketsPerKey.
+//
+// laf speaks RFC 6455 and RFC 7692 itself (internal/wsconn): one reader
+// and one writer per connection, with one connection state. A frame
+// header that declares a message over the read limit gets 1009 at once;
+// compressed data must end exactly where its message ends, or the socket
+// gets 1002; every write has a deadline (WithWriteTimeout).
 //
 // # Sending
 //

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/lafgo/laf/internal/wire"
+	"github.com/lafgo/laf/internal/wsconn"
 )
 
 // Endpoint serves one Func over WebSockets. It is an http.Handler: mount
@@ -132,39 +132,28 @@ func (e *Endpoint) authorize(w http.ResponseWriter, r *http.Request) (identity s
 }
 
 // upgrade accepts the WebSocket and registers its socket, or returns nil
-// once coder/websocket has answered a bad request.
+// once it has answered a bad request (see wsconn.Upgrade).
 func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity string) *Socket {
-	hook := new(controlHook)
-	hw := &hijackWriter{ResponseWriter: w, hook: hook}
-	mode := websocket.CompressionDisabled
-	if e.cfg.compress {
-		mode = websocket.CompressionNoContextTakeover
-	}
-	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
+	opts := wsconn.UpgradeOptions{
 		Subprotocols:    e.cfg.subprotocols,
 		OriginPatterns:  e.cfg.originPatterns,
-		CompressionMode: mode,
-		// A frame header follows a control frame: the socket may park there.
-		OnPingReceived: hook.pingRead,
-		OnPongReceived: hook.pongRead,
-	})
+		Compression:     e.cfg.compress,
+		MaxRequestBytes: e.cfg.maxRequestBytes,
+		Config: wsconn.Config{
+			ReadLimit:    e.cfg.readLimit,
+			WriteTimeout: e.cfg.writeTimeout,
+		},
+	}
+	if canPark {
+		opts.Config.ParkAfter = parkAfter
+	}
+	conn, err := wsconn.Upgrade(w, r, &opts)
 	if err != nil {
-		// Accept has written the response: 4xx for a bad or cross-origin
-		// request.
 		e.stats.refused.Add(1)
 		e.cfg.logger.Debug("laf: upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return nil
 	}
-	if g := hw.gate; g.reader != nil && g.front.Buffered() == 0 {
-		// Accept has put its reader over an io.MultiReader of what it had
-		// buffered (nothing: the idleReader holds what came early) and the
-		// gate; read the gate directly instead.
-		g.front.Reset(g)
-	}
 	n := e.stats.accepted.Add(1)
-	// readMessage enforces the limit, so that the close frame's reason is
-	// laf's own.
-	conn.SetReadLimit(-1)
 
 	// Without the request's cancellation, the socket's context does not
 	// register with the server's: it is done when the socket closes.
@@ -175,17 +164,18 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 		identity: identity,
 		ep:       e,
 		conn:     conn,
-		gate:     hw.gate,
 		req:      r,
 		ctx:      ctx,
 		cancel:   cancel,
 		born:     time.Now(),
 		traffic:  &e.stats.traffic[n%trafficStripes],
 		limiter:  newRateLimiter(e.cfg.rateLimit, e.cfg.readLimit),
-		deflate:  hw.Header().Get("Sec-WebSocket-Extensions") != "",
+		deflate:  conn.Deflate(),
+	}
+	if !e.cfg.lentData {
+		s.exact = s.exactData
 	}
 	s.out.init(s)
-	s.gate.sock = s
 	if !e.reg.add(s) {
 		// Shutdown began during the upgrade: close as it closes the rest.
 		s.out.decide(closeFor(CauseShutdown))
@@ -232,7 +222,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	}
 	e.abort()
 	for _, s := range live {
-		s.gate.Close() // fails the handshake or write under way at once
+		s.closeConn() // fails the handshake or write under way at once
 	}
 	return ctx.Err()
 }
@@ -248,8 +238,7 @@ func (e *Endpoint) leaveCluster() {
 // the rooms of each socket. It is the one owner of its lock: presence and
 // the cluster ask it, and never take the lock themselves.
 //
-// Lock order, outermost first: registry.mu, then a socket's outbox.mu
-// (sends to a room are queued under the read lock).
+// Sends to a room are queued under the read lock: see locks.go.
 type registry struct {
 	mu       sync.RWMutex
 	sockets  map[string]*Socket

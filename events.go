@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 )
 
 // run delivers the socket's events until it closes. A connection event
@@ -20,6 +21,11 @@ func (s *Socket) run() {
 	}
 	s.serve()
 }
+
+// parkAfter is how long, at least, a socket waits for its peer on its own
+// goroutine before it parks (see wsconn.Config.ParkAfter); at most it is
+// twice that.
+const parkAfter = 250 * time.Millisecond
 
 // serve reads and delivers messages until the socket closes, or until it
 // parks: the Endpoint's poller then resumes it on a fresh goroutine once
@@ -50,7 +56,7 @@ func (s *Socket) finish() {
 	// gone; then nothing of the connection is left running.
 	s.out.writers.Wait()
 	s.out.stopCloseTimer()
-	s.conn.CloseNow()
+	s.conn.Close()
 	s.stopTimers()
 
 	e.reg.remove(s)

@@ -1,19 +1,15 @@
 package laf
 
 import (
-	"bufio"
-	"encoding/binary"
-	"math"
 	"net"
+
+	"github.com/lafgo/laf/internal/wsconn"
 )
 
-// laf writes data frames itself, rather than with coder/websocket's
-// Conn.Write, which takes its lock, resets its message writer and flushes
-// its buffer once per message: a socket's whole batch of queued messages
-// goes out in one write. coder/websocket still writes the control frames
-// (pings, pongs, close). Every frame, laf's or coder/websocket's, goes out
-// through the socket's gate, one write at a time, so frames never
-// interleave and none follows a close frame.
+// A socket's whole batch of queued messages goes out in one write (or
+// one writev) through its connection's writer (internal/wsconn), which
+// holds the connection's one write lock, so that frames never interleave,
+// and refuses data frames once a close frame has gone out either way.
 
 // frameBatch is the scratch for writing a batch too large for the
 // socket's own small buffer, pooled per Endpoint so that an idle socket
@@ -25,41 +21,11 @@ type frameBatch struct {
 	flat []byte      // the whole batch, copied
 }
 
-// maxHeader is the longest header of a server's frame: unmasked, 64-bit
-// length.
-const maxHeader = 10
+// maxHeader is the longest header of a server's frame.
+const maxHeader = wsconn.MaxHeader
 
-// appendHeader appends the header of a final, unmasked text or binary
-// frame with an n-byte payload, compressed (RSV1) if deflated.
-func appendHeader(b []byte, isBinary, deflated bool, n int) []byte {
-	op := byte(0x1)
-	if isBinary {
-		op = 0x2
-	}
-	if deflated {
-		op |= 0x40
-	}
-	b = append(b, 0x80|op)
-	switch {
-	case n <= 125:
-		return append(b, byte(n))
-	case n <= 0xFFFF:
-		return append(b, 126, byte(n>>8), byte(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
-	}
-}
-
-// closeFrame returns a close frame with code and reason, which checkClose
-// has passed; 1005 is a close frame without a body.
-func closeFrame(code int, reason string) []byte {
-	if code == 1005 {
-		return []byte{0x88, 0}
-	}
-	b := make([]byte, 0, 4+len(reason))
-	b = append(b, 0x88, byte(2+len(reason)), byte(code>>8), byte(code))
-	return append(b, reason...)
-}
+// appendHeader appends a data frame's header: see wsconn.AppendHeader.
+var appendHeader = wsconn.AppendHeader
 
 // appendFrames appends the frames of batch, headers and payloads, to b,
 // compressed where deflate says the socket negotiated it.
@@ -78,9 +44,9 @@ func appendFrames(b []byte, batch []Message, deflate bool) []byte {
 // as only a single Write keeps their frames whole.
 const flatMax = 64 << 10
 
-// writeFrames writes batch as one frame per message in a single write
-// through the gate, and returns how many messages went out whole. Only
-// the socket's writer calls it.
+// writeFrames writes batch as one frame per message in a single write,
+// and returns how many messages went out whole. Only the socket's writer
+// calls it.
 func (o *outbox) writeFrames(batch []Message) (int, error) {
 	deflate := o.s.deflate
 	size := 0
@@ -88,11 +54,11 @@ func (o *outbox) writeFrames(batch []Message) (int, error) {
 		p, _ := batch[i].payload(deflate)
 		size += maxHeader + len(p)
 	}
-	g := o.s.gate
+	c := o.s.conn
 	if size <= len(o.wbuf) {
 		// Small frames need neither the pool nor an allocation.
-		n, err := g.writeFrames(appendFrames(o.wbuf[:0], batch, deflate), nil)
-		return countSent(batch, deflate, n, err)
+		n, err := c.WriteData(appendFrames(o.wbuf[:0], batch, deflate))
+		return countSent(batch, deflate, int64(n), err)
 	}
 
 	e := o.s.ep
@@ -103,7 +69,7 @@ func (o *outbox) writeFrames(batch []Message) (int, error) {
 	defer e.frameBatches.Put(fb)
 	var n int64
 	var err error
-	if g.tcp != nil && size > flatMax {
+	if c.TCP() && size > flatMax {
 		hdrs := fb.hdrs[:0]
 		if cap(hdrs) < maxHeader*len(batch) {
 			hdrs = make([]byte, 0, maxHeader*len(batch))
@@ -119,13 +85,15 @@ func (o *outbox) writeFrames(batch []Message) (int, error) {
 			}
 		}
 		fb.v = bufs
-		n, err = g.writeFrames(nil, &fb.v)
+		n, err = c.WriteVec(&fb.v)
 		fb.v = nil
 		clear(bufs)
 		fb.hdrs, fb.bufs = hdrs[:0], bufs[:0]
 	} else {
 		flat := appendFrames(fb.flat[:0], batch, deflate)
-		n, err = g.writeFrames(flat, nil)
+		var m int
+		m, err = c.WriteData(flat)
+		n = int64(m)
 		if cap(flat) <= flatMax {
 			fb.flat = flat[:0]
 		}
@@ -151,66 +119,4 @@ func countSent(batch []Message, deflate bool, n int64, err error) (int, error) {
 		sent++
 	}
 	return sent, err
-}
-
-// Nearly every message a client sends comes as one final, masked,
-// uncompressed text or binary frame. laf reads such a frame itself,
-// straight into the message's own buffer, rather than through
-// coder/websocket's reader, which takes its read lock three times and
-// copies the payload once more per message. It can, because the socket's
-// goroutine is the connection's only reader, and a message boundary is
-// where coder/websocket's reader stands between messages: reading a whole
-// frame there leaves it as it was. Anything else (control frames,
-// fragments, compressed, malformed or over-limit frames) is left unread,
-// for coder/websocket.
-
-// peekFrame waits for the next frame's header and, if the frame is one laf
-// reads itself, consumes the header and returns the payload's length n
-// and mask key, and whether it is binary; else it reports ok false and
-// consumes nothing.
-func peekFrame(front *bufio.Reader, limit int64) (n int, key [4]byte, isBinary, ok bool, err error) {
-	h, err := front.Peek(2)
-	if err != nil {
-		return 0, key, false, false, err
-	}
-	op := h[0] & 0x0F
-	if h[0]&0xF0 != 0x80 || op != 0x1 && op != 0x2 || h[1]&0x80 == 0 {
-		return 0, key, false, false, nil // not final, RSV set, not data, or unmasked
-	}
-	size := uint64(h[1] & 0x7F)
-	hlen := 2
-	switch size {
-	case 126:
-		hlen = 4
-	case 127:
-		hlen = 10
-	}
-	if h, err = front.Peek(hlen + 4); err != nil {
-		return 0, key, false, false, err
-	}
-	switch hlen {
-	case 4:
-		size = uint64(binary.BigEndian.Uint16(h[2:]))
-	case 10:
-		size = binary.BigEndian.Uint64(h[2:])
-	}
-	if limit >= 0 && size > uint64(limit) || size > math.MaxInt32 {
-		return 0, key, false, false, nil // coder/websocket's reader fails it
-	}
-	copy(key[:], h[hlen:])
-	front.Discard(hlen + 4)
-	return int(size), key, op == 0x2, true, nil
-}
-
-// unmask XORs b with the client's mask key, as RFC 6455 §5.3 says.
-func unmask(b []byte, key [4]byte) {
-	k := uint64(binary.LittleEndian.Uint32(key[:]))
-	k |= k << 32
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
-	}
-	for ; i < len(b); i++ {
-		b[i] ^= key[i&3]
-	}
 }

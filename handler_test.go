@@ -215,7 +215,8 @@ func TestPeerCloseReasonNotUTF8Gets1007(t *testing.T) {
 	require.NoError(t, err)
 	conn.SetReadDeadline(time.Now().Add(laftest.DefaultTimeout))
 	rest, _ := io.ReadAll(br) // until the server drops the connection
-	assert.Equal(t, []byte{0x88, 2, 0x03, 0xef}, rest, "want close 1007 and nothing else")
+	want := append([]byte{0x88, 2 + byte(len("invalid UTF-8")), 0x03, 0xef}, "invalid UTF-8"...)
+	assert.Equal(t, want, rest, "want close 1007 and nothing else")
 
 	assert.ErrorIs(t, rec.Expect(t, laf.MethodError).Params.Err, laf.ErrInvalidUTF8)
 	ev := rec.Expect(t, laf.MethodClose)

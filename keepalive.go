@@ -1,8 +1,6 @@
 package laf
 
 import (
-	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,10 +9,13 @@ import (
 // timers are a socket's keepalive, idle and lifetime timers. A stopped or
 // idle timer costs no goroutine; a callback runs briefly when one fires.
 type timers struct {
-	mu      sync.Mutex // guards off and t; never held across a ping
-	off     bool
-	t       [timerCount]*time.Timer // nil for those turned off
-	pinging sync.WaitGroup          // a keepalive under way, which stop waits for
+	mu          sync.Mutex // guards the fields below; never held across a ping
+	off         bool
+	awaiting    bool                    // a ping is out, and its pong not yet seen
+	pongsAtPing uint64                  // the connection's pongs when it went
+	pingAt      time.Time               // when the last ping went
+	t           [timerCount]*time.Timer // nil for those turned off
+	pinging     sync.WaitGroup          // a keepalive under way, which stop waits for
 }
 
 // A socket's timers, by index in timers.t.
@@ -69,36 +70,52 @@ func (t *timers) reset(i int, d time.Duration) {
 	t.mu.Unlock()
 }
 
-// keepalive pings, and closes the socket if no pong comes in time.
+// keepalive runs each time the ping timer fires. It pings once a ping
+// interval has passed since the last ping and that ping's pong has come,
+// and closes the socket with CausePingTimeout if the pong has not come
+// within the pong timeout. Pongs are read only between messages: while
+// the Func runs, a missing pong says nothing about the peer, and the wait
+// goes on.
 func (s *Socket) keepalive() {
 	t := &s.timers
+	cfg := &s.ep.cfg
 	t.mu.Lock()
 	if t.off {
 		t.mu.Unlock()
 		return
 	}
-	t.pinging.Add(1)
-	t.mu.Unlock()
-	defer t.pinging.Done()
-
-	cfg := &s.ep.cfg
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.pongTimeout)
-	err := s.conn.Ping(ctx)
-	cancel()
-	switch {
-	case err == nil:
-	case !errors.Is(err, context.DeadlineExceeded):
-		// The connection is closing; the read loop sees why, and reports
-		// the true cause.
-		return
-	case s.inHandler.Load():
-		// Pongs are read only between messages: while the Func runs, a
-		// late pong says nothing about the peer.
-	default:
-		s.out.decide(closeFor(CausePingTimeout))
+	now := time.Now()
+	if t.awaiting && s.conn.Pongs() != t.pongsAtPing {
+		t.awaiting = false
+	}
+	if t.awaiting {
+		left := t.pingAt.Add(cfg.pongTimeout).Sub(now)
+		switch {
+		case left > 0:
+			t.t[pingTimer].Reset(min(left, cfg.pingInterval))
+		case s.inHandler.Load():
+			t.t[pingTimer].Reset(min(cfg.pongTimeout, cfg.pingInterval))
+		default:
+			t.mu.Unlock()
+			s.out.decide(closeFor(CausePingTimeout))
+			return
+		}
+		t.mu.Unlock()
 		return
 	}
-	t.reset(pingTimer, cfg.pingInterval)
+	if due := t.pingAt.Add(cfg.pingInterval).Sub(now); due > 0 && !t.pingAt.IsZero() {
+		t.t[pingTimer].Reset(due)
+		t.mu.Unlock()
+		return
+	}
+	t.awaiting, t.pongsAtPing, t.pingAt = true, s.conn.Pongs(), now
+	t.t[pingTimer].Reset(min(cfg.pongTimeout, cfg.pingInterval))
+	t.pinging.Add(1)
+	t.mu.Unlock()
+	// An error means the connection is closing: the read loop sees why,
+	// and reports the true cause.
+	s.conn.Ping(nil)
+	t.pinging.Done()
 }
 
 // checkIdle closes the socket if the last message it counts (last, a

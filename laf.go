@@ -9,8 +9,12 @@ const (
 	MethodConnection = "WebSocket:connection"
 	// MethodMessage is fired once per message the peer sends, in order.
 	MethodMessage = "WebSocket:message"
-	// MethodError is fired when reading fails for any reason other than a
-	// clean close frame from the peer, just before the close event.
+	// MethodError is fired when the socket fails for any reason other
+	// than a clean close frame from the peer (a protocol error, a message
+	// over the read limit, a broken connection): then the close event
+	// follows, with no message event between them. It is also fired, once
+	// per run of drops, when DropOverRate drops messages; the socket then
+	// stays open.
 	MethodError = "WebSocket:error"
 	// MethodClose is the last event of every socket, fired exactly once.
 	MethodClose = "WebSocket:close"
@@ -26,8 +30,8 @@ type Func func(ctx *FunctionContext) error
 //
 // For each socket, fn is called first once with MethodConnection, then
 // once with MethodMessage per message in the order the messages arrived,
-// and last once with MethodClose; MethodError, when it fires, comes just
-// before MethodClose. Calls for one socket never overlap, and the close
+// and last once with MethodClose; a MethodError that fails the socket
+// comes before MethodClose, with no message event after it. Calls for one socket never overlap, and the close
 // event runs after the last message event has returned. Calls for
 // different sockets run in parallel, each socket on a goroutine of its
 // own, so sockets dialled one after another may see their connection
@@ -40,8 +44,11 @@ type Func func(ctx *FunctionContext) error
 // the socket before any message is delivered. Errors returned from the
 // error and close events are only logged.
 //
-// Upgrade requests that are not WebSocket requests get 426 Upgrade
-// Required (or 400 Bad Request); cross-origin requests not allowed by
+// Requests that are not WebSocket upgrades get 426 Upgrade Required (with
+// Upgrade: websocket), and so do upgrades of a version other than 13
+// (with Sec-WebSocket-Version: 13); methods other than GET get 405, a bad
+// Sec-WebSocket-Key 400, a request whose URL and headers pass
+// WithMaxRequestBytes 431; cross-origin requests not allowed by
 // WithOriginPatterns get 403; requests refused by the AuthFunc get its
 // status; requests after Shutdown get 503.
 func Handler(fn Func, opts ...Option) *Endpoint {

@@ -15,7 +15,10 @@ const (
 	DefaultQueueMessages = 256     // outbound messages waiting per socket
 	DefaultQueueBytes    = 1 << 20 // outbound bytes waiting per socket
 	DefaultHeartbeat     = 5 * time.Second
-	DefaultCloseTimeout  = 5 * time.Second // for a graceful close to finish
+	DefaultCloseTimeout  = 5 * time.Second  // for a graceful close to finish
+	DefaultWriteTimeout  = 10 * time.Second // for one write to the peer
+	// DefaultMaxRequestBytes caps an upgrade request's URL and headers.
+	DefaultMaxRequestBytes = 32 << 10
 )
 
 // An Option configures an Endpoint. Options are applied in order by
@@ -69,42 +72,46 @@ const (
 )
 
 type config struct {
-	originPatterns []string
-	subprotocols   []string
-	readLimit      int64
-	auth           AuthFunc
-	logger         *slog.Logger
-	shared         *Shared
-	pingInterval   time.Duration
-	pongTimeout    time.Duration
-	idleTimeout    time.Duration
-	readIdle       time.Duration
-	closeTimeout   time.Duration
-	roomHook       RoomHook
-	maxSockets     int
-	maxPerKey      int
-	capKey         func(*http.Request) string
-	rateLimit      RateLimit
-	compress       bool
-	compressMin    int
-	maxLifetime    time.Duration
-	queueMessages  int
-	queueBytes     int
-	slowPolicy     SlowPolicy
-	broker         Broker
-	heartbeat      time.Duration
-	lentData       bool
+	originPatterns  []string
+	subprotocols    []string
+	readLimit       int64
+	auth            AuthFunc
+	logger          *slog.Logger
+	shared          *Shared
+	pingInterval    time.Duration
+	pongTimeout     time.Duration
+	idleTimeout     time.Duration
+	readIdle        time.Duration
+	closeTimeout    time.Duration
+	roomHook        RoomHook
+	maxSockets      int
+	maxPerKey       int
+	capKey          func(*http.Request) string
+	rateLimit       RateLimit
+	compress        bool
+	compressMin     int
+	maxLifetime     time.Duration
+	queueMessages   int
+	queueBytes      int
+	slowPolicy      SlowPolicy
+	broker          Broker
+	heartbeat       time.Duration
+	lentData        bool
+	writeTimeout    time.Duration
+	maxRequestBytes int
 }
 
 func newConfig[O Option](opts []O) config {
 	c := config{
-		readLimit:     DefaultReadLimit,
-		pingInterval:  DefaultPingInterval,
-		pongTimeout:   DefaultPongTimeout,
-		queueMessages: DefaultQueueMessages,
-		queueBytes:    DefaultQueueBytes,
-		heartbeat:     DefaultHeartbeat,
-		closeTimeout:  DefaultCloseTimeout,
+		readLimit:       DefaultReadLimit,
+		pingInterval:    DefaultPingInterval,
+		pongTimeout:     DefaultPongTimeout,
+		queueMessages:   DefaultQueueMessages,
+		queueBytes:      DefaultQueueBytes,
+		heartbeat:       DefaultHeartbeat,
+		closeTimeout:    DefaultCloseTimeout,
+		writeTimeout:    DefaultWriteTimeout,
+		maxRequestBytes: DefaultMaxRequestBytes,
 	}
 	for _, o := range opts {
 		o.apply(&c)
@@ -125,6 +132,12 @@ func newConfig[O Option](opts []O) config {
 	if c.closeTimeout <= 0 {
 		c.closeTimeout = DefaultCloseTimeout
 	}
+	if c.writeTimeout <= 0 {
+		c.writeTimeout = DefaultWriteTimeout
+	}
+	if c.maxRequestBytes == 0 {
+		c.maxRequestBytes = DefaultMaxRequestBytes
+	}
 	if c.heartbeat <= 0 {
 		c.heartbeat = DefaultHeartbeat
 	}
@@ -138,13 +151,33 @@ func newConfig[O Option](opts []O) config {
 }
 
 // WithOriginPatterns allows cross-origin upgrades from origins matching
-// any of the patterns, as in coder/websocket's AcceptOptions.OriginPatterns:
+// any of the patterns, as coder/websocket's AcceptOptions.OriginPatterns does:
 // host patterns matched with path.Match ("example.com", "*.example.com"),
 // or "scheme://host" patterns. By default only same-origin requests (and
 // requests with no Origin header, such as from non-browser clients) may
 // upgrade; others get 403 Forbidden.
 func WithOriginPatterns(patterns ...string) Option {
 	return option(func(c *config) { c.originPatterns = append(c.originPatterns, patterns...) })
+}
+
+// WithWriteTimeout bounds every write to a socket's peer, data, ping,
+// pong or close frame alike (default DefaultWriteTimeout, 10 s; zero or
+// less means the default). A peer that stops reading fails the write once
+// it passes, whatever the slow policy and ping settings, and the socket
+// closes with CauseAbnormal (1006).
+func WithWriteTimeout(d time.Duration) Option {
+	return option(func(c *config) { c.writeTimeout = d })
+}
+
+// WithMaxRequestBytes caps the bytes of an upgrade request's URL and
+// header lines (default DefaultMaxRequestBytes, 32 KiB): a larger request
+// gets 431 Request Header Fields Too Large and no socket. Socket.Request
+// keeps the request for the socket's life, so the cap is also what a peer
+// can make an idle socket hold of it. Zero means the default; a negative
+// n removes the cap (net/http's own MaxHeaderBytes, 1 MiB by default,
+// still applies).
+func WithMaxRequestBytes(n int) Option {
+	return option(func(c *config) { c.maxRequestBytes = n })
 }
 
 // WithSubprotocols lists the subprotocols the Endpoint negotiates, in

@@ -20,10 +20,10 @@ const canPark = true
 // A parked socket is in parked under its token until exactly one of two
 // things takes it out and resumes it: the poller, once its connection has
 // something to read (or has failed), or the close of its connection (see
-// gate.Close), which the poller would not see.
+// Socket.closeConn), which the poller would not see.
 type poller struct {
-	mu      sync.Mutex // innermost: see outbox
-	ep      *os.File   // the epoll set, made on the first park; closed by its finalizer
+	mu      sync.Mutex // a leaf: see locks.go
+	ep      *os.File   // the epoll set, made on the first park and kept for the Endpoint's life
 	epfd    int        // ep's descriptor (ep.Fd would make it blocking)
 	raw     syscall.RawConn
 	parked  map[uint64]*Socket
@@ -62,7 +62,11 @@ func (p *poller) park(s *Socket) bool {
 		Pad:    int32(uint32(s.token >> 32)),
 	}
 	var err error
-	cerr := s.gate.reader.raw.Control(func(fd uintptr) {
+	raw := s.conn.Raw()
+	if raw == nil {
+		return false
+	}
+	cerr := raw.Control(func(fd uintptr) {
 		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 	})
 	if cerr != nil || err != nil {
@@ -104,7 +108,7 @@ func (p *poller) forget(s *Socket) {
 	p.mu.Lock()
 	epfd := p.epfd // set before s was parked, and kept
 	p.mu.Unlock()
-	s.gate.reader.raw.Control(func(fd uintptr) {
+	s.conn.Raw().Control(func(fd uintptr) {
 		syscall.EpollCtl(epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
 	})
 }

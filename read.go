@@ -1,67 +1,46 @@
 package laf
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"time"
-	"unicode/utf8"
 
-	"github.com/coder/websocket"
+	"github.com/lafgo/laf/internal/wsconn"
 )
 
-// errPark is the read a socket fails to park; see parkAfter.
-var errPark = errors.New("laf: socket parks")
-
-// readChunk is the size of the pooled chunks an idleReader reads into,
-// and of the largest payload laf gives memory before it arrives.
+// readChunk is the size of the largest payload laf gives memory before
+// it arrives, and the smallest read buffer it pools.
 const readChunk = 4 << 10
-
-// frontBuffer is the size of the bufio.Reader that coder/websocket reads
-// frame headers through, over a TCP connection: enough for a header and
-// its mask key, so that a small frame costs few calls.
-const frontBuffer = 64
 
 // readLoop reads and delivers messages until the read fails, or until the
 // socket parks (it then reports true). Once a close is decided it reads on
-// and drops what it reads: the peer's close frame, or the close timeout
-// closing the connection, ends the read. After a close it decided itself
-// (a bad message, the rate limit, the Func's error), it reads on only once
-// the close frame is out: coder/websocket, reading what follows, could
-// answer it with a close frame of its own first.
+// and drops what it reads, inflating nothing: the peer's close frame, or
+// the close timeout closing the connection, ends the read. After a close
+// it decided itself (a bad message, the rate limit, the Func's error), it
+// reads on only once its close frame is out, so that the close frame the
+// peer gets is the one laf decided, not the echo of the peer's own.
 func (s *Socket) readLoop() (parked bool) {
 	e := s.ep
-	ir := s.gate.reader
 	for {
-		if ir != nil {
-			ir.atBoundary()
+		if s.out.decided() {
+			s.conn.Discard()
 		}
-		msg, bp, fc, binary, r, err := s.nextMessage()
+		msg, bp, fc, binary, err := s.nextMessage()
 		if err != nil {
-			if errors.Is(err, errPark) {
+			if errors.Is(err, wsconn.ErrPark) {
 				return true
 			}
 			s.readFailed(err)
-			if r != nil && errors.Is(err, ErrMessageTooBig) {
-				// Read past the rest of the message, to the peer's close.
+			if _, ok := err.(*wsconn.ProtocolError); ok {
+				// The reader skips what follows, to the peer's close frame.
 				s.out.awaitCloseFrame()
-				if _, err := io.Copy(io.Discard, r); err == nil {
-					continue
-				}
+				continue
 			}
 			return false
 		}
-		switch {
-		case s.out.decided():
+		if s.out.decided() {
 			// A close is under way; the peer's close frame ends the loop.
 			e.putReadBuf(bp)
-			continue
-		case !binary && !utf8.Valid(msg):
-			e.putReadBuf(bp)
-			s.fail(invalidUTF8, ErrInvalidUTF8)
-			s.out.awaitCloseFrame()
 			continue
 		}
 		if s.limiter != nil && !s.withinRate(len(msg)) {
@@ -101,57 +80,31 @@ func (s *Socket) readLoop() (parked bool) {
 	}
 }
 
-// nextMessage reads the next message, msg, into a pooled buffer, bp, or
-// into fc, a message event made for it, whose Data it is. It reads a
-// message that comes as one plain frame itself (see peekFrame), and any
-// other with coder/websocket's reader, which it also returns, for the
-// caller to read past the rest of a message over the read limit.
-func (s *Socket) nextMessage() (msg []byte, bp *[]byte, fc *FunctionContext, binary bool, r io.Reader, err error) {
+// nextMessage reads the next message, msg: into fc, a message event made
+// for it, whose Data it is (a message that came as one small plain frame,
+// without WithLentData), or else into bp, a pooled buffer (then fc is nil).
+func (s *Socket) nextMessage() (msg []byte, bp *[]byte, fc *FunctionContext, binary bool, err error) {
 	e := s.ep
-	front := s.gate.front
-	n, key, bin, ok, err := peekFrame(front, e.cfg.readLimit)
-	switch {
-	case err != nil:
-		return nil, nil, nil, false, nil, err
-	case !ok:
-	case n > readChunk && n > s.gate.buffered():
-		// The header alone does not get n bytes of memory: what the
-		// payload takes grows as it arrives.
-		bp, err := e.readPayload(front, n)
-		if err != nil {
-			return nil, nil, nil, false, nil, err
-		}
-		unmask(*bp, key)
-		return *bp, bp, nil, bin, nil, nil
-	default:
-		if e.cfg.lentData {
-			bp = e.readBuf(n)
-			msg = *bp
-		} else {
-			fc = s.newMessageEvent(n)
-			msg = fc.Params.Data
-		}
-		if _, err := io.ReadFull(front, msg); err != nil {
-			e.putReadBuf(bp)
-			return nil, nil, nil, false, nil, err
-		}
-		unmask(msg, key)
-		return msg, bp, fc, bin, nil, nil
-	}
-	// A context that is never done: coder/websocket allocates per frame for
-	// one that can be. Closing the connection is what stops a read.
-	typ, r, err := s.conn.Reader(context.Background())
+	bp = e.readBuf(0)
+	s.exactFC = nil
+	msg, binary, err = s.conn.ReadMessage(bp, s.exact)
 	if err != nil {
-		return nil, nil, nil, false, nil, err
+		e.putReadBuf(bp)
+		return nil, nil, nil, false, err
 	}
-	if ir := s.gate.reader; ir != nil {
-		ir.messageBegun()
+	if fc = s.exactFC; fc != nil {
+		s.exactFC = nil
+		e.putReadBuf(bp)
+		return msg, nil, fc, binary, nil
 	}
-	bp, err = e.readMessage(r)
-	if err != nil {
-		return nil, nil, nil, false, r, err
-	}
-	return *bp, bp, nil, typ == websocket.MessageBinary, r, nil
+	return msg, bp, nil, binary, nil
+}
+
+// exactData is the reader's exact for a socket without WithLentData: the
+// Data of a new message event, noted in exactFC.
+func (s *Socket) exactData(n int) []byte {
+	s.exactFC = s.newMessageEvent(n)
+	return s.exactFC.Params.Data
 }
 
 // readBuf returns a pooled buffer holding n bytes.
@@ -168,65 +121,6 @@ func (e *Endpoint) readBuf(n int) *[]byte {
 	return bp
 }
 
-// readPayload reads an n-byte payload into a pooled buffer that grows as
-// the payload arrives.
-func (e *Endpoint) readPayload(r io.Reader, n int) (*[]byte, error) {
-	bp := e.readBuf(0)
-	buf := *bp
-	for len(buf) < n {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		m, err := r.Read(buf[len(buf):min(n, cap(buf))])
-		buf = buf[:len(buf)+m]
-		if err != nil {
-			*bp = buf
-			e.putReadBuf(bp)
-			return nil, err
-		}
-	}
-	*bp = buf
-	return bp, nil
-}
-
-// readMessage reads one message whole into a pooled buffer, which the
-// caller returns with putReadBuf, or fails with ErrMessageTooBig as soon
-// as the message is over the read limit.
-func (e *Endpoint) readMessage(r io.Reader) (*[]byte, error) {
-	limit := e.cfg.readLimit
-	bp := e.readBuf(0)
-	buf := *bp
-	for {
-		if limit >= 0 && int64(len(buf)) > limit {
-			*bp = buf
-			e.putReadBuf(bp)
-			return nil, ErrMessageTooBig
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		room := buf[len(buf):cap(buf)]
-		if limit >= 0 && int64(len(room)) > limit+1-int64(len(buf)) {
-			room = room[:limit+1-int64(len(buf))] // one byte past the limit tells
-		}
-		n, err := r.Read(room)
-		buf = buf[:len(buf)+n]
-		*bp = buf
-		if limit >= 0 && int64(len(buf)) > limit {
-			// Over the limit, even if this read also ended the message.
-			e.putReadBuf(bp)
-			return nil, ErrMessageTooBig
-		}
-		if err == io.EOF {
-			return bp, nil
-		}
-		if err != nil {
-			e.putReadBuf(bp)
-			return nil, err
-		}
-	}
-}
-
 // putReadBuf keeps ordinary read buffers for reuse, and lets a rare huge
 // one go.
 func (e *Endpoint) putReadBuf(bp *[]byte) {
@@ -241,23 +135,23 @@ func (s *Socket) readFailed(err error) {
 	if s.out.decided() {
 		return // the close we decided is what ended the read
 	}
-	if ce := (websocket.CloseError{}); errors.As(err, &ce) {
-		if !utf8.ValidString(ce.Reason) {
-			// The gate has answered 1007.
-			s.fail(invalidUTF8, ErrInvalidUTF8)
-			return
-		}
-		s.out.decide(closeFor(CausePeer).with(int(ce.Code), ce.Reason))
-		return
-	}
+	var ce *wsconn.CloseError
+	var pe *wsconn.ProtocolError
 	switch {
-	case errors.Is(err, ErrMessageTooBig):
-		s.fail(closeFor(CauseReadLimit), err)
-	case isDropped(err):
-		s.fail(closeFor(CauseAbnormal), err)
+	case errors.As(err, &ce):
+		// The reader has answered it.
+		s.out.decide(closeFor(CausePeer).with(ce.Code, ce.Reason))
+	case errors.As(err, &pe):
+		switch pe.Code {
+		case 1009:
+			s.fail(closeFor(CauseReadLimit), ErrMessageTooBig)
+		case 1007:
+			s.fail(invalidUTF8, ErrInvalidUTF8)
+		default:
+			s.fail(closeFor(CauseProtocol), fmt.Errorf("%w: %s", ErrProtocol, pe.Reason))
+		}
 	default:
-		// coder/websocket has sent 1002 where it could.
-		s.fail(closeFor(CauseProtocol), fmt.Errorf("%w: %w", ErrProtocol, err))
+		s.fail(closeFor(CauseAbnormal), err)
 	}
 }
 
@@ -266,12 +160,6 @@ func (s *Socket) fail(c closeSpec, err error) {
 	if s.out.decide(c) {
 		s.call(s.event(MethodError, Params{Err: err}))
 	}
-}
-
-func isDropped(err error) bool {
-	var ne net.Error
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, net.ErrClosed) || errors.As(err, &ne)
 }
 
 // withinRate applies the rate limit to a message of n bytes and reports

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/lafgo/laf/internal/wsconn"
 )
 
 // Socket is one live WebSocket connection, Laf's ctx.socket. All its
@@ -26,18 +26,19 @@ type Socket struct {
 	id       string
 	identity string
 	ep       *Endpoint
-	conn     *websocket.Conn
-	gate     *gate // under conn: every write goes through it
+	conn     *wsconn.Conn // the connection's one reader, writer and state
 	req      *http.Request
 	ctx      context.Context
 	cancel   context.CancelFunc
 	born     time.Time
 	traffic  *traffic
-	lent     *FunctionContext // the message event WithLentData reuses; the socket's goroutine's
-	limiter  *rateLimiter     // WithRateLimit's; the socket's goroutine's
-	deflate  bool             // permessage-deflate was negotiated
-	capKey   string           // the key WithMaxSocketsPerKey counted the socket under
-	token    uint64           // the socket's key among the Endpoint's parked sockets
+	lent     *FunctionContext   // the message event WithLentData reuses; the socket's goroutine's
+	limiter  *rateLimiter       // WithRateLimit's; the socket's goroutine's
+	deflate  bool               // permessage-deflate was negotiated
+	capKey   string             // the key WithMaxSocketsPerKey counted the socket under
+	token    uint64             // the socket's key among the Endpoint's parked sockets
+	exact    func(n int) []byte // s.exactData, made once; nil with WithLentData
+	exactFC  *FunctionContext   // the event exactData made for the message being read; the socket's goroutine's
 
 	out    outbox              // the write side: queue, writer, close decision
 	rooms  map[string]struct{} // guarded by the registry's mu
@@ -65,6 +66,14 @@ func (s *Socket) Request() *http.Request { return s.req }
 
 // Subprotocol returns the negotiated subprotocol, or "".
 func (s *Socket) Subprotocol() string { return s.conn.Subprotocol() }
+
+// closeConn closes the socket's connection at once, and resumes the
+// socket if it is parked: a closed descriptor leaves the poller's epoll
+// set without a word.
+func (s *Socket) closeConn() {
+	s.conn.Close()
+	s.ep.poll.unpark(s)
+}
 
 // Context returns a context that is done once the socket has closed, just
 // before its close event runs. It carries the upgrade request's values.

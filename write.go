@@ -1,9 +1,12 @@
 package laf
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lafgo/laf/internal/wsconn"
 )
 
 // outState is where a socket's write side stands. The states and the
@@ -16,8 +19,10 @@ import (
 //	writing ──event begins──▶ eventWriting ──queue written──▶ event
 //	eventWriting ──event ends──▶ writing
 //	writing, eventWriting ──a write fails──▶ failed
-//	idle … failed ──close decided, graceful──▶ closing ──close frame written──▶ closed
-//	idle … closing ──close decided, drop; or write fails──▶ closed
+//	idle … eventWriting ──close decided, graceful, the connection open──▶ closing
+//	closing ──queue and close frame written, or a write failed──▶ closed
+//	idle … eventWriting ──close decided, drop, or the connection past open──▶ closed
+//	failed ──close decided──▶ closed
 //
 // A writer runs exactly in writing, eventWriting and closing; sends are
 // taken in the states before failed.
@@ -41,10 +46,7 @@ const (
 // network; the writer is a goroutine that runs only while there is
 // something to write, or the socket's own goroutine when its event ends.
 //
-// Lock order, outermost first: registry.mu, outbox.mu, then either
-// lateFlusher.mu or poller.mu (gate.Close, under outbox.mu, unparks).
-// gate.mu is never taken while holding another lock, and a write holds no
-// lock but gate.mu.
+// The lock order is written once, in locks.go.
 type outbox struct {
 	s *Socket
 
@@ -319,13 +321,10 @@ func (o *outbox) stopWriter() bool {
 
 // handshake writes the close frame. The socket's goroutine reads on
 // until the peer's close frame ends the read, or the close timeout drops
-// the connection. laf writes the frame itself, not with coder/websocket's
-// Close, whose handshake would read the connection on this goroutine, next
-// to the socket's: the socket's goroutine is the connection's only reader,
-// which lets an idle socket park (see netread.go).
+// the connection: the socket's goroutine is the connection's only reader.
 func (o *outbox) handshake(c closeSpec) {
-	if _, err := o.s.gate.Write(closeFrame(c.code, c.reason)); err != nil {
-		o.s.gate.Close() // no handshake can follow: end the read
+	if err := o.s.conn.WriteClose(c.code, c.reason); err != nil {
+		o.s.closeConn() // no handshake can follow: end the read
 	}
 	o.mu.Lock()
 	o.state = outClosed
@@ -340,16 +339,16 @@ func (o *outbox) writeFailed(err error) {
 	case outClosing:
 		// No handshake can follow.
 		o.state = outClosed
-		o.s.gate.Close()
+		o.s.closeConn()
 	case outWriting, outEventWriting:
 		o.state = outFailed
-		if err != errCloseSent {
+		if !errors.Is(err, wsconn.ErrCloseSent) {
 			// The connection is broken; the read loop sees it and decides
 			// the close.
-			o.s.gate.Close()
+			o.s.closeConn()
 		}
-		// Else coder/websocket sent the close frame while reading, and
-		// the read loop is about to decide the close from what it read.
+		// Else the reader answered the peer's close frame, and the read
+		// loop is about to decide the close from it.
 	}
 }
 
@@ -368,13 +367,13 @@ func (o *outbox) decideLocked(c closeSpec) bool {
 		return false
 	}
 	o.close = c
-	if c.mode == drop || prev == outFailed || o.s.gate.closeSent.Load() {
+	if c.mode == drop || prev == outFailed || o.s.conn.State() != wsconn.Open {
 		// Nothing more can be written, or need be.
 		o.state = outClosed
 		o.closing.Store(true)
 		o.qBytes = 0
 		o.dropFront(len(o.queue))
-		o.s.gate.Close()
+		o.s.closeConn()
 		return true
 	}
 	o.state = outClosing
@@ -392,7 +391,7 @@ func (o *outbox) decideLocked(c closeSpec) bool {
 // closeTimedOut drops the connection of a graceful close that has not
 // finished within the close timeout: the peer does not read, or does not
 // answer the close frame.
-func (o *outbox) closeTimedOut() { o.s.gate.Close() }
+func (o *outbox) closeTimedOut() { o.s.closeConn() }
 
 // stopCloseTimer stops the close timeout once the close is done.
 func (o *outbox) stopCloseTimer() {
