@@ -6,19 +6,20 @@ import (
 	"github.com/lafgo/laf/internal/wsconn"
 )
 
-// A socket's whole batch of queued messages goes out in one write (or
-// one writev) through its connection's writer (internal/wsconn), which
-// holds the connection's one write lock, so that frames never interleave,
-// and refuses data frames once a close frame has gone out either way.
+// A socket's batch of queued messages goes out in as few writes as it
+// can (see flatMax) through its connection's writer (internal/wsconn),
+// which holds the connection's one write lock for each write, so that
+// frames never interleave, and refuses data frames once a close frame has
+// gone out either way.
 
 // frameBatch is the scratch for writing a batch too large for the
 // socket's own small buffer, pooled per Endpoint so that an idle socket
 // holds none.
 type frameBatch struct {
-	hdrs []byte      // the frame headers, back to back, for writev
-	bufs net.Buffers // headers and payloads, for writev
-	v    net.Buffers // what of bufs is left to write; here, not on the stack, as it escapes
-	flat []byte      // the whole batch, copied
+	hdr  [maxHeader]byte
+	vs   [2][]byte   // a large frame's header and payload, for writev
+	v    net.Buffers // over vs; here, not on the stack, as it escapes
+	flat []byte      // a group of frames, copied
 }
 
 // maxHeader is the longest header of a server's frame.
@@ -38,21 +39,21 @@ func appendFrames(b []byte, batch []Message, deflate bool) []byte {
 	return b
 }
 
-// flatMax is the largest batch copied into one buffer. Larger ones go out
-// over TCP with writev, which copies nothing but allocates once per call
-// (in the runtime); other connections (TLS) always get one copied buffer,
-// as only a single Write keeps their frames whole.
+// flatMax is the most bytes of frames written at once. A larger batch
+// goes out in groups of whole frames, each one write under the
+// connection's write lock, so that a pong or a ping can go out between
+// them; a frame larger than that goes alone, with writev over TCP (which
+// copies nothing) or copied into one buffer otherwise (TLS, where only a
+// single Write keeps a frame whole).
 const flatMax = 64 << 10
 
-// writeFrames writes batch as one frame per message in a single write,
-// and returns how many messages went out whole. Only the socket's writer
-// calls it.
+// writeFrames writes batch as one frame per message, and returns how many
+// messages went out whole. Only the socket's writer calls it.
 func (o *outbox) writeFrames(batch []Message) (int, error) {
 	deflate := o.s.deflate
 	size := 0
 	for i := range batch {
-		p, _ := batch[i].payload(deflate)
-		size += maxHeader + len(p)
+		size += frameSize(&batch[i], deflate)
 	}
 	c := o.s.conn
 	if size <= len(o.wbuf) {
@@ -69,36 +70,38 @@ func (o *outbox) writeFrames(batch []Message) (int, error) {
 	defer e.frameBatches.Put(fb)
 	var n int64
 	var err error
-	if c.TCP() && size > flatMax {
-		hdrs := fb.hdrs[:0]
-		if cap(hdrs) < maxHeader*len(batch) {
-			hdrs = make([]byte, 0, maxHeader*len(batch))
+	for start := 0; start < len(batch) && err == nil; {
+		end, group := start+1, frameSize(&batch[start], deflate)
+		for end < len(batch) && group+frameSize(&batch[end], deflate) <= flatMax {
+			group += frameSize(&batch[end], deflate)
+			end++
 		}
-		bufs := fb.bufs[:0]
-		for i := range batch {
-			p, z := batch[i].payload(deflate)
-			start := len(hdrs)
-			hdrs = appendHeader(hdrs, batch[i].binary, z, len(p))
-			bufs = append(bufs, hdrs[start:len(hdrs):len(hdrs)])
-			if len(p) > 0 {
-				bufs = append(bufs, p)
+		var m int64
+		if group > flatMax && c.TCP() {
+			p, z := batch[start].payload(deflate)
+			fb.vs = [2][]byte{appendHeader(fb.hdr[:0], batch[start].binary, z, len(p)), p}
+			fb.v = fb.vs[:]
+			m, err = c.WriteVec(&fb.v)
+			fb.vs, fb.v = [2][]byte{}, nil
+		} else {
+			flat := appendFrames(fb.flat[:0], batch[start:end], deflate)
+			var k int
+			k, err = c.WriteData(flat)
+			m = int64(k)
+			if cap(flat) <= 2*flatMax {
+				fb.flat = flat[:0]
 			}
 		}
-		fb.v = bufs
-		n, err = c.WriteVec(&fb.v)
-		fb.v = nil
-		clear(bufs)
-		fb.hdrs, fb.bufs = hdrs[:0], bufs[:0]
-	} else {
-		flat := appendFrames(fb.flat[:0], batch, deflate)
-		var m int
-		m, err = c.WriteData(flat)
-		n = int64(m)
-		if cap(flat) <= flatMax {
-			fb.flat = flat[:0]
-		}
+		n += m
+		start = end
 	}
 	return countSent(batch, deflate, n, err)
+}
+
+// frameSize returns the bytes m's frame takes, at most.
+func frameSize(m *Message, deflate bool) int {
+	p, _ := m.payload(deflate)
+	return maxHeader + len(p)
 }
 
 // countSent returns how many messages of batch went out whole in the n

@@ -4,7 +4,6 @@ package laf_test
 
 import (
 	"context"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,30 +19,12 @@ import (
 )
 
 // An idle socket parks: it holds no goroutine until its peer sends (see
-// parkAfter in netread.go, a quarter of a second).
+// parkAfter in events.go, a quarter of a second).
 
-// goroutinesIn counts the goroutines whose stack has fn in it.
-func goroutinesIn(fn string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return strings.Count(string(buf[:n]), fn+"(")
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
-// readers counts the goroutines reading a socket, of any Endpoint.
-func readers() int { return goroutinesIn("laf.(*Socket).readLoop") }
-
-// pollers counts the goroutines of Endpoints' pollers.
-func pollers() int { return goroutinesIn("laf.(*poller).run") }
-
-// waitParked waits until no goroutine reads a socket.
-func waitParked(t *testing.T) {
+// waitParked waits until ep has live sockets, all of them parked.
+func waitParked(t *testing.T, ep *laf.Endpoint) {
 	t.Helper()
-	require.Eventually(t, func() bool { return readers() == 0 }, 10*time.Second, 20*time.Millisecond,
+	require.Eventually(t, func() bool { return ep.Len() > 0 && ep.ParkedSockets() == ep.Len() }, 10*time.Second, 20*time.Millisecond,
 		"sockets still have their goroutines")
 }
 
@@ -72,7 +53,7 @@ func TestIdleSocketsParkAndResume(t *testing.T) {
 				conns[i].ExpectText("first")
 			}
 			for round := range 3 {
-				waitParked(t)
+				waitParked(t, srv.Endpoint)
 				assert.Equal(t, len(conns), srv.Endpoint.Len(), "round %d", round)
 				for i, c := range conns {
 					c.SendBinary([]byte{byte(round), byte(i)})
@@ -98,7 +79,7 @@ func TestParkedSocketAnswersPings(t *testing.T) {
 	ctx := c.WS.CloseRead(context.Background()) // reads, and so answers pings
 	for want := int32(1); want <= 4; want++ {
 		require.Eventually(t, func() bool { return pings.Load() >= want }, 10*time.Second, 10*time.Millisecond)
-		waitParked(t)
+		waitParked(t, srv.Endpoint)
 	}
 	assert.NoError(t, ctx.Err(), "the connection closed")
 	assert.Equal(t, 1, srv.Endpoint.Len())
@@ -112,7 +93,7 @@ func TestParkedSocketClosesGracefully(t *testing.T) {
 	srv := laftest.NewServer(t, rec.Func)
 	c := srv.Dial(t)
 	id := rec.Expect(t, laf.MethodConnection).SocketID
-	waitParked(t)
+	waitParked(t, srv.Endpoint)
 	s, ok := srv.Endpoint.Socket(id)
 	require.True(t, ok)
 	require.NoError(t, s.Close(4000, "bye"))
@@ -128,7 +109,7 @@ func TestParkedSocketPeerDrops(t *testing.T) {
 	srv := laftest.NewServer(t, rec.Func)
 	c := srv.Dial(t)
 	rec.Expect(t, laf.MethodConnection)
-	waitParked(t)
+	waitParked(t, srv.Endpoint)
 	c.WS.CloseNow()
 	rec.Expect(t, laf.MethodError) // the drop
 	ev := rec.Expect(t, laf.MethodClose)
@@ -145,7 +126,7 @@ func TestParkedSocketCloseTimesOut(t *testing.T) {
 	srv := laftest.NewServer(t, rec.Func, laf.WithCloseTimeout(300*time.Millisecond))
 	srv.Dial(t) // never reads: never answers the close frame
 	id := rec.Expect(t, laf.MethodConnection).SocketID
-	waitParked(t)
+	waitParked(t, srv.Endpoint)
 	s, ok := srv.Endpoint.Socket(id)
 	require.True(t, ok)
 	start := time.Now()
@@ -157,7 +138,7 @@ func TestParkedSocketCloseTimesOut(t *testing.T) {
 	assert.Equal(t, 0, srv.Endpoint.Len())
 	// The last parked socket left without an epoll event: the poller's
 	// goroutine ends all the same.
-	require.Eventually(t, func() bool { return pollers() == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return !srv.Endpoint.PollerRunning() }, 10*time.Second, 10*time.Millisecond)
 }
 
 func TestShutdownClosesParkedSockets(t *testing.T) {
@@ -168,7 +149,7 @@ func TestShutdownClosesParkedSockets(t *testing.T) {
 		conns[i] = srv.Dial(t)
 		rec.Expect(t, laf.MethodConnection)
 	}
-	waitParked(t)
+	waitParked(t, srv.Endpoint)
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -193,7 +174,7 @@ func TestPauseInsideAFrameDoesNotPark(t *testing.T) {
 	for _, at := range []int{1, 2, 3, 6, 8, 100} {
 		rc, err := rawws.Dial(context.Background(), srv.WSURL)
 		require.NoError(t, err)
-		waitParked(t)
+		waitParked(t, srv.Endpoint)
 		require.NoError(t, rc.WriteFramePaused(at, 600*time.Millisecond, true, 0, rawws.OpText, payload))
 		require.NoError(t, rc.WriteFrame(false, 0, rawws.OpText, []byte("frag")))
 		time.Sleep(600 * time.Millisecond)

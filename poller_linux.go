@@ -174,3 +174,11 @@ func (p *poller) poll(fd uintptr) bool {
 		return false
 	}
 }
+
+// count returns how many sockets are parked, and whether the poller's
+// goroutine runs.
+func (p *poller) count() (parked int, running bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.parked), p.running
+}

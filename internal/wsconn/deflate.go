@@ -36,7 +36,8 @@ func putZBuf(b *[]byte) {
 // the ProtocolError it earns: 1009 once the message passes limit (with at
 // most limit+1 bytes inflated), 1002 for data that is not deflate, or
 // that does not end exactly at the end of the payload, where the sender
-// ended it: with a final block, or with the empty stored block of a sync
+// ended it: with a final block (and perhaps the one 00 byte a trimmed
+// sync flush leaves after it), or with the empty stored block of a sync
 // flush, whose LEN and NLEN are the 00 00 ff ff the sender took off.
 // Bytes after the end would be a message hidden inside another, and data
 // cut short would be delivered cut short. An empty payload, which holds
@@ -56,6 +57,10 @@ func inflate(dst []byte, z *[]byte, limit int64) ([]byte, *ProtocolError) {
 	switch used := len(*z) - src.Len(); {
 	case used == n:
 		// A final block ended the payload.
+	case used == n-1 && (*z)[n-1] == 0:
+		// A final block, then what a sync flush leaves once its 00 00 ff
+		// ff is taken off: an empty stored block's header byte (RFC 7692
+		// §7.2.3.3 sends "Hello" as f3 48 cd c9 c9 07 00 00).
 	case used != len(*z):
 		return nil, protocolErr("deflate data does not end with the message")
 	case bytes.HasSuffix(dst[start:], tail[:4]):

@@ -29,6 +29,7 @@ type reader struct {
 
 	// After a ProtocolError: skip to the peer's close frame.
 	failed bool
+	mute   bool    // and, the connection being failed (not just over the limit), answer no ping (RFC 6455 §7.1.7)
 	blind  bool    // the framing is lost: read to the end of the connection
 	skip   uint64  // payload bytes to skip before the next header
 	err    error   // the error that ended reading: every later read returns it
@@ -308,6 +309,9 @@ func (r *reader) control(h *header) error {
 	Unmask(p, h.key)
 	switch h.op {
 	case opPing:
+		if r.mute {
+			break
+		}
 		if err := r.c.answerPing(p); err != nil {
 			return r.end(err)
 		}
@@ -322,7 +326,7 @@ func (r *reader) control(h *header) error {
 			code, reason = 1005, "" // the close we wait for, if not a good one
 		}
 		// The peer has closed: whether our echo reaches it changes nothing.
-		r.c.answerClose(code)
+		r.c.answerClose(code, reason)
 		return r.end(&CloseError{Code: code, Reason: reason})
 	}
 	return nil
@@ -332,6 +336,7 @@ func (r *reader) control(h *header) error {
 // skipped until the peer's close frame.
 func (r *reader) fail(perr *ProtocolError) error {
 	r.failed = true
+	r.mute = r.mute || perr.Code != 1009
 	r.inMsg = false
 	if r.z != nil {
 		putZBuf(r.z)

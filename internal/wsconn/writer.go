@@ -99,14 +99,14 @@ func (c *Conn) answerPing(payload []byte) error {
 }
 
 // answerClose moves the state on for the peer's close frame, and echoes
-// its code if ours is not written yet (RFC 6455 §5.5.1).
-func (c *Conn) answerClose(code int) error {
+// its code and reason if ours is not written yet (RFC 6455 §5.5.1).
+func (c *Conn) answerClose(code int, reason string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	switch c.State() {
 	case Open:
 		c.state.Store(uint32(CloseReceived))
-		err := c.writeClose(code, "")
+		err := c.writeClose(code, reason)
 		c.state.Store(uint32(Closed))
 		return err
 	case CloseSent:
