@@ -23,14 +23,18 @@ const canPark = true
 // Socket.closeConn), which the poller would not see.
 type poller struct {
 	mu      sync.Mutex // a leaf: see locks.go
-	ep      *os.File   // the epoll set, made on the first park and kept for the Endpoint's life
+	ep      *os.File   // the epoll set, made on the first park (and again, parkRetry after it failed); nil before
 	epfd    int        // ep's descriptor (ep.Fd would make it blocking)
 	raw     syscall.RawConn
 	parked  map[uint64]*Socket
-	running bool // the poller's goroutine runs
-	err     error
+	running bool                 // the poller's goroutine runs
+	failed  time.Time            // when the epoll set last failed; no park until parkRetry later
 	events  []syscall.EpollEvent // the goroutine's
 }
+
+// parkRetry is how long sockets keep their goroutines after the epoll set
+// failed (out of descriptors, say) before a park tries a new one.
+const parkRetry = time.Second
 
 // park hands s, idle at a frame boundary with nothing buffered, to the
 // poller, and reports false if it cannot take it; the socket's goroutine
@@ -38,23 +42,14 @@ type poller struct {
 func (p *poller) park(s *Socket) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.err != nil {
-		return false
-	}
 	if p.ep == nil {
-		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-		if err == nil {
-			err = syscall.SetNonblock(fd, true)
-		}
-		if err != nil {
-			p.err = err
+		if !p.failed.IsZero() && time.Since(p.failed) < parkRetry {
 			return false
 		}
-		p.ep, p.epfd = os.NewFile(uintptr(fd), "laf-epoll"), fd
-		if p.raw, p.err = p.ep.SyscallConn(); p.err != nil {
+		if err := p.open(); err != nil {
+			p.failed = time.Now()
 			return false
 		}
-		p.parked = make(map[uint64]*Socket)
 	}
 	ev := syscall.EpollEvent{
 		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
@@ -78,6 +73,29 @@ func (p *poller) park(s *Socket) bool {
 		go p.run()
 	}
 	return true
+}
+
+// open makes the epoll set. p.mu is held.
+func (p *poller) open() error {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return err
+	}
+	ep := os.NewFile(uintptr(fd), "laf-epoll")
+	raw, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		return err
+	}
+	p.ep, p.epfd, p.raw = ep, fd, raw
+	if p.parked == nil {
+		p.parked = make(map[uint64]*Socket)
+	}
+	return nil
 }
 
 // take removes the socket parked under token, if it still is, and
@@ -135,11 +153,13 @@ func (p *poller) run() {
 			p.mu.Unlock()
 			continue
 		}
-		// Not expected: the set cannot be waited on. Park no more, and
-		// resume every parked socket.
-		p.err, p.running = err, false
+		// Not expected: the set cannot be waited on. Resume every parked
+		// socket, and make a new set for the next park, parkRetry from now.
+		p.running, p.failed = false, time.Now()
 		parked := p.parked
 		p.parked = make(map[uint64]*Socket)
+		p.ep.Close()
+		p.ep = nil
 		p.mu.Unlock()
 		for _, s := range parked {
 			go s.resume()
