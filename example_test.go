@@ -72,11 +72,13 @@ func ExampleEndpoint_SendSocket() {
 	defer c.CloseNow()
 	_, id, _ := c.Read(ctx)
 
-	http.Post(srv.URL+"/push?id="+string(id), "text/plain", strings.NewReader("pushed"))
+	resp, _ := http.Post(srv.URL+"/push?id="+string(id), "text/plain", strings.NewReader("pushed"))
+	resp.Body.Close()
 	_, msg, _ := c.Read(ctx)
 	fmt.Println(string(msg))
 
-	resp, _ := http.Post(srv.URL+"/push?id=nobody", "text/plain", strings.NewReader("lost"))
+	resp, _ = http.Post(srv.URL+"/push?id=nobody", "text/plain", strings.NewReader("lost"))
+	resp.Body.Close()
 	fmt.Println(resp.Status)
 	// Output:
 	// pushed

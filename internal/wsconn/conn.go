@@ -66,9 +66,12 @@ func (e *CloseError) Error() string {
 // ProtocolError is a violation of RFC 6455 or 7692 by the peer, or a
 // message over the read limit: the connection must be failed with Code
 // (1002, 1007 or 1009). ReadMessage writes no close frame for it; the
-// caller does, with WriteClose. Reads after it skip every frame until the
-// peer's close frame, or read the connection to its end where the framing
-// can no longer be trusted.
+// caller does, with WriteClose, which then also ends the sending side of
+// the TCP connection (RFC 6455 §7.1.7: a failed connection waits for no
+// close frame, which may never come or may hide in a bogus frame's
+// payload). Reads after it answer nothing and skip every frame until the
+// peer's close frame or the end of the connection, or read the connection
+// to its end where the framing can no longer be trusted.
 type ProtocolError struct {
 	Code   int
 	Reason string // for the close frame, at most 123 bytes
@@ -105,7 +108,8 @@ type Conn struct {
 	state atomic.Uint32 // a State; changed under wmu (Close excepted)
 	wmu   sync.Mutex    // held for each write
 
-	pongs atomic.Uint64 // pongs read
+	pongs   atomic.Uint64 // pongs read
+	failing atomic.Bool   // the reader met a ProtocolError: the connection is being failed
 
 	rd reader // the reading goroutine's
 }

@@ -18,8 +18,10 @@
 // CloseReceived is the state, held under wmu, between reading the peer's
 // close frame and writing the echo. Data frames go out only in Open; pongs
 // in Open and CloseSent, so that a peer's ping after our close frame is
-// still answered (RFC 6455 §5.5.2), unless the peer broke the protocol:
-// a connection being failed processes nothing more (§7.1.7).
+// still answered (RFC 6455 §5.5.2), unless the peer broke the protocol
+// or passed the read limit: a connection being failed processes nothing
+// more, and its close frame is followed by the end of our side of the TCP
+// stream (§7.1.7).
 //
 // Lock order: Conn.wmu is a leaf. The reader takes it, briefly, to answer
 // a ping or a close.

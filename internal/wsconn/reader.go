@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math"
+	"slices"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -29,7 +30,6 @@ type reader struct {
 
 	// After a ProtocolError: skip to the peer's close frame.
 	failed bool
-	mute   bool    // and, the connection being failed (not just over the limit), answer no ping (RFC 6455 §7.1.7)
 	blind  bool    // the framing is lost: read to the end of the connection
 	skip   uint64  // payload bytes to skip before the next header
 	err    error   // the error that ended reading: every later read returns it
@@ -309,8 +309,8 @@ func (r *reader) control(h *header) error {
 	Unmask(p, h.key)
 	switch h.op {
 	case opPing:
-		if r.mute {
-			break
+		if r.failed {
+			break // a failed connection processes nothing more (RFC 6455 §7.1.7)
 		}
 		if err := r.c.answerPing(p); err != nil {
 			return r.end(err)
@@ -336,7 +336,7 @@ func (r *reader) control(h *header) error {
 // skipped until the peer's close frame.
 func (r *reader) fail(perr *ProtocolError) error {
 	r.failed = true
-	r.mute = r.mute || perr.Code != 1009
+	r.c.failing.Store(true)
 	r.inMsg = false
 	if r.z != nil {
 		putZBuf(r.z)
@@ -400,12 +400,6 @@ func appendPayload(b []byte, br *bufio.Reader, n uint64) ([]byte, error) {
 	return b, nil
 }
 
-// grow returns b with room for n more bytes.
-func grow(b []byte, n int) []byte {
-	if cap(b)-len(b) >= n {
-		return b
-	}
-	nb := make([]byte, len(b), len(b)+n)
-	copy(nb, b)
-	return nb
-}
+// grow returns b with room for n more bytes, growing as append does, so
+// that a message of many fragments is copied a bounded number of times.
+func grow(b []byte, n int) []byte { return slices.Grow(b, n) }

@@ -42,7 +42,8 @@ func (e *UpgradeError) Error() string {
 }
 
 // Upgrade checks a WebSocket upgrade request (RFC 6455 §4.2.1), answers a
-// bad one with its status and returns an *UpgradeError: 405 for a method
+// bad one with its status and returns an *UpgradeError: 505 for HTTP/1.0
+// (§4.1), 405 for a method
 // other than GET, 426 for a request without the Upgrade and Connection
 // tokens or with a version other than 13, 400 for a bad key, 431 for a
 // request over MaxRequestBytes, 403 for a cross-origin request no pattern
@@ -52,10 +53,13 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o *UpgradeOptions) (*Conn, 
 	if err := checkRequest(r, o); err != nil {
 		var ue *UpgradeError
 		if errors.As(err, &ue) {
+			// The connection closes after a refusal: it is no use to a
+			// client that wanted a WebSocket.
+			w.Header().Set("Connection", "close")
 			if ue.Status == http.StatusUpgradeRequired {
 				w.Header().Set("Sec-WebSocket-Version", "13")
 				w.Header().Set("Upgrade", "websocket")
-				w.Header().Set("Connection", "Upgrade")
+				w.Header().Set("Connection", "Upgrade, close")
 			}
 			http.Error(w, ue.Reason, ue.Status)
 		}
@@ -107,6 +111,8 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o *UpgradeOptions) (*Conn, 
 // request size cap.
 func checkRequest(r *http.Request, o *UpgradeOptions) error {
 	switch {
+	case !r.ProtoAtLeast(1, 1):
+		return &UpgradeError{http.StatusHTTPVersionNotSupported, "WebSocket upgrade needs HTTP/1.1"}
 	case r.Method != http.MethodGet:
 		return &UpgradeError{http.StatusMethodNotAllowed, "WebSocket upgrade needs GET"}
 	case !hasToken(r.Header.Values("Connection"), "upgrade"), !hasToken(r.Header.Values("Upgrade"), "websocket"):

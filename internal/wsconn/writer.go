@@ -54,7 +54,9 @@ func (c *Conn) Ping(payload []byte) error {
 // WriteClose writes our close frame with code and reason (1005: a close
 // frame without a body), unless one has been written already
 // (ErrCloseSent). After it, data frames are refused and pings still
-// answered, until the peer's close frame.
+// answered, until the peer's close frame; but if the reader has met a
+// ProtocolError, the connection is being failed: WriteClose then ends the
+// sending side of the TCP connection after the frame.
 func (c *Conn) WriteClose(code int, reason string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -63,7 +65,15 @@ func (c *Conn) WriteClose(code int, reason string) error {
 	}
 	// Noted before the write: a close frame cut short counts as sent.
 	c.state.Store(uint32(CloseSent))
-	return c.writeClose(code, reason)
+	err := c.writeClose(code, reason)
+	if err == nil && c.failing.Load() {
+		// Failing the connection: the peer sees our close frame, then the
+		// end of the stream, and need not answer.
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}
+	return err
 }
 
 // writeClose writes a close frame. c.wmu is held.
