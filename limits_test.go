@@ -3,6 +3,7 @@ package laf_test
 import (
 	"context"
 	"encoding/binary"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -152,4 +153,42 @@ func TestClaimedLengthGetsNoMemoryUntilItArrives(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	// Allocations meanwhile, test and server alike: far from 256 MiB.
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16<<20))
+}
+
+// A peer that never reads, with pings off and a slow policy that keeps
+// the socket open, cannot hold the writer for ever: the write fails at
+// the write timeout, and the socket closes as dropped.
+func TestWriteTimeoutFreesTheWriter(t *testing.T) {
+	rec := laftest.NewRecorder(nil)
+	srv := laftest.NewServer(t, rec.Func, laf.WithPing(0, 0), laf.WithSlowPolicy(laf.DropNewest),
+		laf.WithWriteTimeout(300*time.Millisecond))
+	conn, _ := rawUpgrade(t, srv.URL) // never reads
+	conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	id := rec.Expect(t, laf.MethodConnection).SocketID
+	s, ok := srv.Endpoint.Socket(id)
+	require.True(t, ok)
+	big := laf.Binary(make([]byte, 64<<10))
+	// Fill the socket buffers until the queue is full: the writer is then
+	// blocked in a write.
+	require.Eventually(t, func() bool { return s.SendMessage(big) == laf.ErrQueueFull }, laftest.DefaultTimeout, time.Millisecond)
+	rec.Expect(t, laf.MethodError)
+	ev := rec.Expect(t, laf.MethodClose)
+	assert.Equal(t, laf.CauseAbnormal, ev.Params.Cause)
+	assert.Equal(t, 1006, ev.Params.Code)
+}
+
+// An upgrade request over WithMaxRequestBytes gets 431, and no socket;
+// one under it is upgraded.
+func TestMaxRequestBytesRefusesWith431(t *testing.T) {
+	srv := laftest.NewServer(t, func(*laf.FunctionContext) error { return nil }, laf.WithMaxRequestBytes(2<<10))
+	_, resp, err := srv.TryDial(&websocket.DialOptions{HTTPHeader: http.Header{"X-Big": {strings.Repeat("b", 3<<10)}}})
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
+	assert.EqualValues(t, 1, srv.Endpoint.Stats().Refused)
+	assert.Equal(t, 0, srv.Endpoint.Len())
+
+	c, _, err := srv.TryDial(&websocket.DialOptions{HTTPHeader: http.Header{"X-Small": {strings.Repeat("s", 1<<10)}}})
+	require.NoError(t, err)
+	c.WS.CloseNow()
 }

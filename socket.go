@@ -61,7 +61,9 @@ func (s *Socket) ID() string { return s.id }
 // Identity returns the identity the AuthFunc attached, or "".
 func (s *Socket) Identity() string { return s.identity }
 
-// Request returns the upgrade request.
+// Request returns the upgrade request. The socket keeps it for its life;
+// its URL and headers are at most WithMaxRequestBytes (32 KiB by
+// default), as larger requests are refused with 431.
 func (s *Socket) Request() *http.Request { return s.req }
 
 // Subprotocol returns the negotiated subprotocol, or "".
