@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/lafgo/laf/internal/rawws"
 )
 
 // pipeConn returns a Conn reading what the returned function writes, as a
@@ -23,25 +25,10 @@ func newTestConn(t *testing.T, limit int64, defl bool, in []byte) (*Conn, net.Co
 	return c, client
 }
 
+// frame encodes a masked client frame; rsv is the RSV bits in place
+// (0x40 for RSV1).
 func frame(fin bool, rsv, op byte, payload []byte) []byte {
-	b0 := op | rsv
-	if fin {
-		b0 |= 0x80
-	}
-	b := []byte{b0}
-	switch n := len(payload); {
-	case n <= 125:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = binary.BigEndian.AppendUint16(append(b, 0x80|126), uint16(n))
-	default:
-		b = binary.BigEndian.AppendUint64(append(b, 0x80|127), uint64(n))
-	}
-	key := [4]byte{1, 2, 3, 4}
-	b = append(b, key[:]...)
-	p := bytes.Clone(payload)
-	Unmask(p, key)
-	return append(b, p...)
+	return rawws.EncodeFrame(fin, rsv>>4, op, payload)
 }
 
 func deflate(t *testing.T, p []byte) []byte {
