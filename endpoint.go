@@ -20,6 +20,7 @@ type Endpoint struct {
 	fn           Func
 	cfg          config
 	reg          registry
+	streams      *streams       // Publish's positions and history
 	conns        sync.WaitGroup // requests past the shutdown check, not yet done
 	stats        counters
 	cluster      *cluster // nil without a broker
@@ -386,23 +387,31 @@ func byRoom(r *registry) map[string]map[*Socket]struct{}     { return r.rooms }
 func byIdentity(r *registry) map[string]map[*Socket]struct{} { return r.byIdent }
 
 func (r *registry) join(s *Socket, room string) {
+	r.joinRoom(s, room)
+	r.runHooks()
+}
+
+// joinRoom adds s to room, and reports false if s is not live. It leaves
+// the room hook to the caller's runHooks, which must come once the
+// caller holds no lock.
+func (r *registry) joinRoom(s *Socket, room string) bool {
 	r.mu.Lock()
-	defer r.runHooks()
 	defer r.mu.Unlock()
 	if r.sockets[s.id] != s {
-		return
+		return false
 	}
 	if s.rooms == nil {
 		s.rooms = make(map[string]struct{})
 	}
 	if _, ok := s.rooms[room]; ok {
-		return
+		return true
 	}
 	s.rooms[room] = struct{}{}
 	if addMember(r.rooms, room, s) {
 		r.roomChanged(room, true)
 		r.notifyChange(wire.OpRoom, room)
 	}
+	return true
 }
 
 func (r *registry) leave(s *Socket, room string) {

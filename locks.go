@@ -6,6 +6,8 @@ package laf
 // that locks.
 //
 //	LocalBroker.mu → localSub.mu → (delivering: the lines below)
+//	streams.mu → stream.mu                             (only TryLock, freeing an idle room)
+//	stream.mu → registry.mu → outbox.mu                (Publish and JoinSince order a room's sends)
 //	registry.mu → outbox.mu → lateFlusher.mu
 //	registry.mu → outbox.mu → poller.mu                (Socket.closeConn unparks)
 //	registry.mu → cluster.imu                          (registry.notify)

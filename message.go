@@ -14,8 +14,10 @@ import (
 type Message struct {
 	data   []byte
 	binary bool
-	key    string    // Latest's
-	z      *deflated // with WithCompression: compressed once, shared by every socket it goes to
+	json   bool       // made by JSON or SendJSON: Publish puts data in its envelope as it is
+	key    string     // Latest's
+	z      *deflated  // with WithCompression: compressed once, shared by every socket it goes to
+	pub    *published // made by Publish
 }
 
 // Text returns a text message. It does not copy s.
@@ -45,7 +47,7 @@ func JSON(v any) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return Message{data: b}, nil
+	return Message{data: b, json: true}, nil
 }
 
 // Data returns the payload. It must not be modified.

@@ -98,6 +98,8 @@ type config struct {
 	heartbeat       time.Duration
 	lentData        bool
 	writeTimeout    time.Duration
+	historySize     int
+	historyTTL      time.Duration
 	maxRequestBytes int
 }
 

@@ -98,7 +98,7 @@ func (s *Socket) SendJSON(v any) error {
 	if err != nil {
 		return err
 	}
-	return s.out.enqueue(Message{data: b})
+	return s.out.enqueue(Message{data: b, json: true})
 }
 
 // SendMessage queues m. It returns as Send does.

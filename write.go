@@ -105,6 +105,9 @@ func (o *outbox) enqueue(m Message) error {
 	if m.key != "" {
 		for i := range o.queue {
 			if o.queue[i].key == m.key {
+				if m.olderThan(&o.queue[i]) {
+					return nil // a newer position of the room is queued already
+				}
 				o.qBytes += len(m.data) - len(o.queue[i].data)
 				o.queue[i] = m
 				stats.replaced.Add(1)

@@ -270,6 +270,92 @@ type Conn struct {
 	// Timeout bounds each wait; zero means DefaultTimeout.
 	Timeout time.Duration
 	t       testing.TB
+	// pending is a read ExpectNoMessage left under way: the next read
+	// takes its result.
+	pending chan readResult
+}
+
+type readResult struct {
+	typ  websocket.MessageType
+	data []byte
+	err  error
+}
+
+// next reads the next message, or takes the one a read left under way
+// by ExpectNoMessage got, within ctx. coder/websocket closes the
+// connection when a Read's context ends, so the wait for a pending read
+// does not end it.
+func (c *Conn) next(ctx context.Context) (websocket.MessageType, []byte, error) {
+	if c.pending == nil {
+		return c.WS.Read(ctx)
+	}
+	select {
+	case r := <-c.pending:
+		c.pending = nil
+		return r.typ, r.data, r.err
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+}
+
+// ExpectNoMessage fails the test if a message arrives within d, or the
+// connection closes. The connection stays open, and the next read gets
+// whatever arrives after d.
+func (c *Conn) ExpectNoMessage(d time.Duration) {
+	t := c.tb()
+	t.Helper()
+	if c.pending == nil {
+		ch := make(chan readResult, 1)
+		c.pending = ch
+		go func() {
+			typ, data, err := c.WS.Read(context.Background())
+			ch <- readResult{typ, data, err}
+		}()
+	}
+	select {
+	case r := <-c.pending:
+		c.pending = nil
+		if r.err != nil {
+			t.Fatalf("laftest: read: %v", r.err)
+		}
+		t.Fatalf("laftest: got (binary %v) %.200q within %v, want no message", r.typ == websocket.MessageBinary, r.data, d)
+	case <-time.After(d):
+	}
+}
+
+// ReadJSONAs decodes the next message, which must be text, as a T.
+func ReadJSONAs[T any](c *Conn) T {
+	c.tb().Helper()
+	var v T
+	c.ReadJSON(&v)
+	return v
+}
+
+// Published is a message as Endpoint.Publish sends it.
+type Published struct {
+	Room   string          `json:"room"`
+	Pos    string          `json:"pos"`
+	Data   json.RawMessage `json:"data"`
+	Binary bool            `json:"binary,omitempty"`
+}
+
+// Position returns p's position, parsed.
+func (p Published) Position() laf.Position {
+	pos, _ := laf.ParsePosition(p.Pos)
+	return pos
+}
+
+// ReadPublished reads the next message and fails the test unless it is a
+// published one (a text message with a room and a position).
+func (c *Conn) ReadPublished() Published {
+	t := c.tb()
+	t.Helper()
+	var p Published
+	c.ReadJSON(&p)
+	if _, err := laf.ParsePosition(p.Pos); err != nil || p.Pos == "" || p.Data == nil {
+		t.Fatalf("laftest: %+v is not a published message", p)
+	}
+	return p
 }
 
 // Wrap returns a Conn for ws, a connection dialed some other way (with
@@ -364,7 +450,7 @@ func (c *Conn) Read() (binary bool, data []byte) {
 	t.Helper()
 	ctx, cancel := c.ctx()
 	defer cancel()
-	typ, data, err := c.WS.Read(ctx)
+	typ, data, err := c.next(ctx)
 	if err != nil {
 		t.Fatalf("laftest: read: %v", err)
 	}
@@ -429,7 +515,7 @@ func (c *Conn) ReadUntil(match func(binary bool, data []byte) bool) (binary bool
 		last       []byte
 	)
 	for {
-		typ, data, err := c.WS.Read(ctx)
+		typ, data, err := c.next(ctx)
 		if err != nil {
 			what := "no message matched within " + c.timeout().String()
 			if ctx.Err() == nil {
@@ -492,7 +578,7 @@ func (c *Conn) WaitClose() (websocket.StatusCode, string) {
 	ctx, cancel := c.ctx()
 	defer cancel()
 	for {
-		_, _, err := c.WS.Read(ctx)
+		_, _, err := c.next(ctx)
 		if err == nil {
 			continue
 		}
