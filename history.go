@@ -308,26 +308,36 @@ func (e *Endpoint) Publish(ctx context.Context, room string, m Message) (Positio
 // the send's error. It returns ErrClosed for a closed socket, and ctx's
 // error if ctx is done.
 func (s *Socket) JoinSince(ctx context.Context, room string, since Position) (recovered bool, err error) {
+	recovered, _, err = s.joinSince(ctx, room, since)
+	return recovered, err
+}
+
+// joinSince is JoinSince, and also returns the room's position once the
+// socket has joined (zero if nothing was ever published to it).
+func (s *Socket) joinSince(ctx context.Context, room string, since Position) (recovered bool, at Position, err error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, at, err
 	}
 	e := s.ep
 	now := time.Now().UnixNano()
 	st := e.streams.lock(room, now)
 	defer e.reg.runHooks() // after the unlock: a hook may publish
 	defer st.mu.Unlock()
+	if st.last > 0 {
+		at = Position{Epoch: st.epoch, Offset: st.last}
+	}
 	if since != (Position{}) && since.Epoch == st.epoch && e.streams.size > 0 {
 		var missed []Message
 		if missed, recovered = st.since(since.Offset, e.streams.ttl, now); recovered {
 			for _, m := range missed {
 				if err := s.out.enqueue(m); err != nil {
-					return false, err
+					return false, at, err
 				}
 			}
 		}
 	}
 	if !e.reg.joinRoom(s, room) {
-		return false, ErrClosed
+		return false, at, ErrClosed
 	}
-	return recovered, nil
+	return recovered, at, nil
 }
