@@ -10,11 +10,17 @@
 // Endpoints:
 //
 //	GET  /ws?user=NAME      the socket of user NAME (401 without one); its first message is
-//	                        {"type":"connected","user":NAME}. Sending "join:ROOM" joins ROOM.
-//	POST /notify?user=NAME  sends the JSON body to every socket of NAME (404 if none),
-//	POST /notify?room=ROOM  or to every socket in ROOM; 400 if the body is not JSON
+//	                        {"type":"connected","user":NAME}, then what it missed since the
+//	                        positions laf's browser client sent (laf_since), then laf's
+//	                        {"laf":"recovered",...} notice. Sending "join:ROOM" joins ROOM.
+//	POST /notify?user=NAME  publishes the JSON body to NAME's room "user:NAME", with history:
+//	                        every tab gets it, and a tab that reconnects within 2 minutes
+//	                        gets what it missed, once (202 even if no tab is open now);
+//	POST /notify?room=ROOM  or sends it to every socket in ROOM now (404 if none);
+//	                        400 if the body is not JSON
 //	GET  /stats             the endpoint's counters, as JSON
-//	GET  /                  a browser client (?user=NAME&room=ROOM)
+//	GET  /laf.js            laf's browser client
+//	GET  /                  a page using it (?user=NAME&room=ROOM)
 package main
 
 import (
@@ -43,8 +49,9 @@ type app struct {
 
 func newApp(opts ...laf.Option) *app {
 	a := &app{mux: http.NewServeMux()}
-	a.ep = laf.Handler(ws, append([]laf.Option{laf.WithAuth(identify)}, opts...)...)
+	a.ep = laf.Handler(ws, append([]laf.Option{laf.WithAuth(identify), laf.WithHistory(100, 2*time.Minute)}, opts...)...)
 	a.mux.Handle("GET /ws", a.ep)
+	a.mux.Handle("GET /laf.js", laf.ClientScript())
 	a.mux.HandleFunc("POST /notify", a.notify)
 	a.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -70,7 +77,13 @@ func identify(r *http.Request) (string, error) {
 func ws(ctx *laf.FunctionContext) error {
 	switch ctx.Method {
 	case laf.MethodConnection:
-		return ctx.Socket.SendJSON(map[string]string{"type": "connected", "user": ctx.Socket.Identity()})
+		if err := ctx.Socket.SendJSON(map[string]string{"type": "connected", "user": ctx.Socket.Identity()}); err != nil {
+			return err
+		}
+		// Join the user's room from where this tab left off, if it is
+		// reconnecting: it gets what it missed, once.
+		_, err := ctx.Socket.Resume(ctx, userRoom(ctx.Socket.Identity()))
+		return err
 	case laf.MethodMessage:
 		room, ok := strings.CutPrefix(ctx.Params.Data.String(), "join:")
 		if !ok || room == "" {
@@ -82,16 +95,16 @@ func ws(ctx *laf.FunctionContext) error {
 	return nil
 }
 
+// userRoom is the room of user's tabs, where its notifications are
+// published.
+func userRoom(user string) string { return "user:" + user }
+
 // notify handles POST /notify?user=NAME and POST /notify?room=ROOM.
 func (a *app) notify(w http.ResponseWriter, r *http.Request) {
 	user, room := r.URL.Query().Get("user"), r.URL.Query().Get("room")
 	if (user == "") == (room == "") {
 		http.Error(w, "notify ?user=NAME or ?room=ROOM", http.StatusBadRequest)
 		return
-	}
-	send, to := a.ep.SendIdentity, user
-	if room != "" {
-		send, to = a.ep.SendRoom, room
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
@@ -102,11 +115,23 @@ func (a *app) notify(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the body must be JSON", http.StatusBadRequest)
 		return
 	}
-	// The body is handed over and sent as it is, to every socket, without
-	// a copy.
-	switch err := send(r.Context(), to, laf.Owned(body, false)); {
+	if user != "" {
+		// Published with a position and kept, so that a tab that is
+		// reconnecting right now still gets it. The body goes into the
+		// envelope as the JSON it is.
+		m, _ := laf.JSON(json.RawMessage(body))
+		if _, err := a.ep.Publish(r.Context(), userRoom(user), m); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	// The body is handed over and sent as it is, to every socket in the
+	// room now, without a copy.
+	switch err := a.ep.SendRoom(r.Context(), room, laf.Owned(body, false)); {
 	case errors.Is(err, laf.ErrNotFound):
-		http.Error(w, "nobody to notify: "+to+" has no socket open", http.StatusNotFound)
+		http.Error(w, "nobody to notify: "+room+" has no socket open", http.StatusNotFound)
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	default:
@@ -171,19 +196,27 @@ const page = `<!doctype html>
 <p id="status">connecting…</p>
 <p>Notify this user's tabs: <code id="curl"></code></p>
 <ul id="log"></ul>
-<script>
+<script type="module">
+import { LafSocket } from "/laf.js";
 const q = new URLSearchParams(location.search);
 const user = q.get("user") || "alice", room = q.get("room");
-const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/ws?user=" + encodeURIComponent(user));
+const ws = new LafSocket("/ws?user=" + encodeURIComponent(user));
+window.lafSocket = ws;
+window.notifications = [];
 const status = (s) => { document.getElementById("status").textContent = s; };
 document.getElementById("curl").textContent =
   "curl -d '{\"title\":\"hello\"}' '" + location.origin + "/notify?user=" + encodeURIComponent(user) + "'";
-ws.onopen = () => { status("connected as " + user); if (room) ws.send("join:" + room); };
-ws.onclose = (e) => status("closed " + e.code + " " + e.reason);
-ws.onmessage = (e) => {
+const log = (text) => {
   const li = document.createElement("li");
-  li.textContent = e.data;
+  li.textContent = text;
   document.getElementById("log").prepend(li);
 };
+ws.addEventListener("open", () => { status("connected as " + user); if (room) ws.send("join:" + room); });
+ws.addEventListener("close", (e) => status("closed " + e.detail.code + (e.detail.reconnecting ? ", reconnecting" : "")));
+ws.addEventListener("recovered", (e) => log(e.detail.recovered ? "caught up" : "new history: " + (e.detail.pos || "none yet")));
+ws.addEventListener("message", (e) => {
+  if (e.detail.room) window.notifications.push({ pos: e.detail.pos, data: e.detail.data });
+  log(typeof e.detail.data === "string" ? e.detail.data : JSON.stringify(e.detail.data));
+});
 </script>
 `

@@ -2,11 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/lafgo/laf"
 	"github.com/lafgo/laf/laftest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,12 +26,30 @@ func connect(t *testing.T, srv *laftest.Server, user string) *laftest.Conn {
 	return greeted(t, srv.DialPath(t, "/ws?user="+user, nil), user)
 }
 
-// greeted reads c's greeting, which comes once its socket is registered.
+// greeted reads c's greeting, which comes once its socket is registered,
+// and the notice that it joined its user's room, with nothing to recover.
 func greeted(t *testing.T, c *laftest.Conn, user string) *laftest.Conn {
 	var hello map[string]string
 	c.ReadJSON(&hello)
 	require.Equal(t, map[string]string{"type": "connected", "user": user}, hello)
+	n := laftest.ReadJSONAs[notice](c)
+	require.Equal(t, "recovered", n.Laf)
+	require.Equal(t, "user:"+user, n.Room)
+	require.False(t, n.Recovered)
 	return c
+}
+
+// notice is laf's word on a room the socket resumed.
+type notice struct {
+	Laf, Room, Pos string
+	Recovered      bool
+}
+
+// expectNotification reads a notification published to c's user.
+func expectNotification(t *testing.T, c *laftest.Conn, want string) laftest.Published {
+	p := c.ReadPublished()
+	require.JSONEq(t, want, string(p.Data))
+	return p
 }
 
 // post posts body to srv's path and returns the status and response body.
@@ -53,17 +75,80 @@ func TestNotifyEveryTabOfTheUser(t *testing.T) {
 
 	status, _ := post(t, srv, "/notify?user=alice", `{"title":"hello"}`)
 	assert.Equal(t, http.StatusAccepted, status)
-	tab1.ExpectText(`{"title":"hello"}`)
-	tab2.ExpectText(`{"title":"hello"}`)
+	p1 := expectNotification(t, tab1, `{"title":"hello"}`)
+	p2 := expectNotification(t, tab2, `{"title":"hello"}`)
+	assert.Equal(t, "user:alice", p1.Room)
+	assert.Equal(t, p1.Pos, p2.Pos)
 	join(bob, "news") // bob got nothing before his own answer
 }
 
-func TestNotifyOfflineUserIsNotFound(t *testing.T) {
+// A notification for a user with no tab open is kept: accepted, though
+// only a tab reconnecting from an earlier position gets it.
+func TestNotifyOfflineUserIsAccepted(t *testing.T) {
 	_, srv := start(t)
-	connect(t, srv, "alice")
-	status, body := post(t, srv, "/notify?user=bob", `{"title":"hello"}`)
-	assert.Equal(t, http.StatusNotFound, status)
-	assert.Equal(t, "nobody to notify: bob has no socket open\n", body)
+	status, _ := post(t, srv, "/notify?user=bob", `{"title":"hello"}`)
+	assert.Equal(t, http.StatusAccepted, status)
+	bob := connect(t, srv, "bob") // a first visit: nothing to recover
+	bob.ExpectNoMessage(50 * time.Millisecond)
+}
+
+// A tab that the server drops in the middle of a burst (as a deploy
+// would, with 1012) and that redials from the last notification it got,
+// as laf's browser client does, gets every notification exactly once,
+// in order.
+func TestTabRedialedMidBurstGetsEveryNotificationOnce(t *testing.T) {
+	a, srv := start(t)
+	tab := connect(t, srv, "alice")
+	const n = 60
+	posted := make(chan struct{})
+	go func() {
+		defer close(posted)
+		for i := range n {
+			status, body := post(t, srv, "/notify?user=alice", fmt.Sprintf(`{"n":%d}`, i))
+			if !assert.Equal(t, http.StatusAccepted, status, body) {
+				return
+			}
+		}
+	}()
+	got := make([]int, 0, n)
+	var last string
+	read := func(p laftest.Published) {
+		var v struct{ N int }
+		require.NoError(t, json.Unmarshal(p.Data, &v))
+		require.Equal(t, len(got), v.N, "notifications in order, none missed, none twice")
+		got = append(got, v.N)
+		last = p.Pos
+	}
+	for len(got) < n/3 {
+		read(tab.ReadPublished())
+	}
+	a.ep.Range(func(s *laf.Socket) bool {
+		s.Close(1012, "service restart")
+		return true
+	})
+	tab.ExpectClose(1012) // what came after the last one read is dropped with it
+
+	since, _ := json.Marshal(map[string]string{"user:alice": last})
+	again := srv.DialPath(t, "/ws?user=alice&"+laf.SinceParam+"="+url.QueryEscape(string(since)), nil)
+	var hello map[string]string
+	again.ReadJSON(&hello)
+	require.Equal(t, "connected", hello["type"])
+	told := false
+	for len(got) < n || !told {
+		_, data := again.Read()
+		var nt notice
+		if json.Unmarshal(data, &nt) == nil && nt.Laf == "recovered" {
+			require.False(t, told)
+			require.True(t, nt.Recovered, "recovered from %s", last)
+			told = true
+			continue
+		}
+		var p laftest.Published
+		require.NoError(t, json.Unmarshal(data, &p))
+		read(p)
+	}
+	<-posted
+	again.ExpectNoMessage(50 * time.Millisecond)
 }
 
 func TestNotifyBadRequests(t *testing.T) {
