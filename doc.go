@@ -92,6 +92,15 @@
 // instead, valid until the Func returns, and reuses their memory, so that
 // a message costs no allocation.
 //
+// # Messages that survive reconnects
+//
+// Endpoint.Publish gives a room's messages positions (an epoch and an
+// offset), orders them, and with WithHistory keeps the last of them, so
+// that Socket.JoinSince can send a reconnecting client exactly what it
+// missed, or say that it cannot. ClientScript serves a browser client
+// that reconnects by itself and sends the positions it last got; Since
+// and Socket.Resume read them in the Func.
+//
 // # Lifetimes
 //
 // Sockets are pinged (WithPing, on by default) so that idle connections

@@ -220,3 +220,63 @@ describe('Chromium, examples/chat', () => {
     assert.equal((await other.json('/stats')).accepted, 0, 'the page did not use its own server');
   });
 });
+
+describe("Chromium, examples/notify: laf's browser client", () => {
+  const until = (page, fn, arg) => page.waitForFunction(fn, arg, POLL);
+  const post = async (url) => {
+    const res = await fetch(url, { method: 'POST', body: url.includes('/notify') ? JSON.stringify({ n: Number(new URL(url).searchParams.get('n')) }) : '' });
+    await res.arrayBuffer();
+    return res.status;
+  };
+
+  e2e('a tab the server drops (1012) while notifications flow reconnects and gets every one exactly once, in order', async (fx, browser) => {
+    const notify = await fx.start('notify');
+    const page = await openPage(fx, browser);
+    await page.goto(notify.url + '/?user=alice');
+    await until(page, () => window.recoveries?.length === 1);
+
+    const N = 60;
+    const publisher = (async () => {
+      for (let i = 0; i < N; i++) {
+        assert.equal(await post(`${notify.url}/notify?user=alice&n=${i}`), 202);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    await until(page, () => window.notifications.length >= 15);
+    assert.equal(await post(`${notify.url}/disconnect?user=alice`), 202);
+    await publisher;
+    await until(page, (n) => window.notifications.length >= n, N);
+
+    assert.deepEqual(await page.evaluate(() => window.notifications.map((x) => x.data.n)), [...Array(N).keys()]);
+    const closes = await page.evaluate(() => window.closes);
+    assert.deepEqual(closes, [{ code: 1012, reason: 'service restart', reconnecting: true }]);
+    await until(page, () => window.recoveries.length === 2);
+    const [first, second] = await page.evaluate(() => window.recoveries);
+    assert.equal(first.recovered, false, 'a first visit recovers nothing');
+    assert.equal(second.recovered, true, 'the reconnect recovered what it missed');
+    assert.equal(await page.evaluate(() => window.snapshots), 1, 'a snapshot on the first visit only');
+  });
+
+  e2e('after the server restarts, the client is told it did not recover, and the snapshot arrives', async (fx, browser) => {
+    const notify = await fx.start('notify');
+    const page = await openPage(fx, browser);
+    await page.goto(notify.url + '/?user=alice');
+    await until(page, () => window.recoveries?.length === 1);
+    for (let i = 0; i < 3; i++) assert.equal(await post(`${notify.url}/notify?user=alice&n=${i}`), 202);
+    await until(page, () => window.notifications.length === 3);
+
+    const again = await fx.restart(notify); // history is in memory: gone
+    await until(page, () => window.recoveries.length === 2 && window.snapshots === 2);
+    const last = await page.evaluate(() => window.recoveries.at(-1));
+    assert.equal(last.recovered, false);
+    assert.equal(last.room, 'user:alice');
+    assert.equal((await page.evaluate(() => window.closes))[0].code, 1001, 'the restart closed the tab with 1001');
+
+    // Notifications after the restart arrive, from the new history.
+    assert.equal(await post(`${again.url}/notify?user=alice&n=3`), 202);
+    await until(page, () => window.notifications.length === 4);
+    const pos = await page.evaluate(() => window.notifications.map((x) => x.pos));
+    assert.notEqual(pos[3].split(':')[0], pos[2].split(':')[0], 'a new epoch');
+    assert.equal(pos[3].split(':')[1], '1');
+  });
+});

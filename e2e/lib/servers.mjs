@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 // The Go module whose examples are built: this repository, or the checkout
 // named by LAF_E2E_REPO (to run the suite against another tree).
 export const repoRoot = resolve(process.env.LAF_E2E_REPO || join(dirname(fileURLToPath(import.meta.url)), '..', '..'));
-export const EXAMPLES = ['hello', 'push', 'chat'];
+export const EXAMPLES = ['hello', 'push', 'chat', 'notify'];
 // Examples that are Go modules of their own.
 const OWN_MODULE = ['chat'];
 
@@ -250,11 +250,11 @@ export class Server {
  * loopback port (-addr 127.0.0.1:PORT) and resolves once it answers HTTP.
  * A port taken between freePort and the server's listen is retried.
  */
-export async function startExample(name, args = []) {
+export async function startExample(name, args = [], atPort = 0) {
   const bin = (await buildExamples())[name];
   if (!bin) throw new Error(`no example ${name}`);
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = atPort || await freePort();
     const srv = spawnServer(name, bin, args, port);
     try {
       await waitFor(async () => {
@@ -266,7 +266,7 @@ export async function startExample(name, args = []) {
       return srv;
     } catch (err) {
       await srv.stop('SIGKILL');
-      if (attempt < 3 && srv.stderr.includes('address already in use')) continue;
+      if (attempt < 3 && !atPort && srv.stderr.includes('address already in use')) continue;
       throw new Error(`${err.message}\n${srv.logs()}`);
     }
   }
@@ -304,6 +304,19 @@ export class Fixture {
     const srv = await startExample(name, args);
     this.servers.push(srv);
     return srv;
+  }
+
+  /**
+   * Stops srv with SIGTERM (it must exit 0) and starts the same example
+   * again on the same port, as a deploy restarts a server: what it kept in
+   * memory is gone.
+   */
+  async restart(srv, args) {
+    const exit = await srv.stop('SIGTERM');
+    if (exit.code !== 0) throw new Error(`${srv.name} exited ${JSON.stringify(exit)} on SIGTERM\n${srv.logs()}`);
+    const again = await startExample(srv.name, args, srv.port);
+    this.servers.push(again);
+    return again;
   }
 
   /** Registers fn to run at the end of the test, before the servers stop. */

@@ -12,12 +12,15 @@
 //	GET  /ws?user=NAME      the socket of user NAME (401 without one); its first message is
 //	                        {"type":"connected","user":NAME}, then what it missed since the
 //	                        positions laf's browser client sent (laf_since), then laf's
-//	                        {"laf":"recovered",...} notice. Sending "join:ROOM" joins ROOM.
+//	                        {"laf":"recovered",...} notice, and {"type":"snapshot","user":NAME}
+//	                        if it did not recover. Sending "join:ROOM" joins ROOM.
 //	POST /notify?user=NAME  publishes the JSON body to NAME's room "user:NAME", with history:
 //	                        every tab gets it, and a tab that reconnects within 2 minutes
 //	                        gets what it missed, once (202 even if no tab is open now);
 //	POST /notify?room=ROOM  or sends it to every socket in ROOM now (404 if none);
 //	                        400 if the body is not JSON
+//	POST /disconnect?user=NAME  closes every tab of NAME with 1012 "service restart", as a
+//	                        deploy would; laf's browser client reconnects and catches up
 //	GET  /stats             the endpoint's counters, as JSON
 //	GET  /laf.js            laf's browser client
 //	GET  /                  a page using it (?user=NAME&room=ROOM)
@@ -53,6 +56,7 @@ func newApp(opts ...laf.Option) *app {
 	a.mux.Handle("GET /ws", a.ep)
 	a.mux.Handle("GET /laf.js", laf.ClientScript())
 	a.mux.HandleFunc("POST /notify", a.notify)
+	a.mux.HandleFunc("POST /disconnect", a.disconnect)
 	a.mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(a.ep.Stats())
@@ -81,9 +85,14 @@ func ws(ctx *laf.FunctionContext) error {
 			return err
 		}
 		// Join the user's room from where this tab left off, if it is
-		// reconnecting: it gets what it missed, once.
-		_, err := ctx.Socket.Resume(ctx, userRoom(ctx.Socket.Identity()))
-		return err
+		// reconnecting: it gets what it missed, once. If that is gone (a
+		// first visit, a restart, a tab away too long), tell the tab to
+		// load its state afresh, as a real service would from its store.
+		recovered, err := ctx.Socket.Resume(ctx, userRoom(ctx.Socket.Identity()))
+		if err != nil || recovered {
+			return err
+		}
+		return ctx.Socket.SendJSON(map[string]string{"type": "snapshot", "user": ctx.Socket.Identity()})
 	case laf.MethodMessage:
 		room, ok := strings.CutPrefix(ctx.Params.Data.String(), "join:")
 		if !ok || room == "" {
@@ -137,6 +146,23 @@ func (a *app) notify(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusAccepted)
 	}
+}
+
+// disconnect handles POST /disconnect?user=NAME.
+func (a *app) disconnect(w http.ResponseWriter, r *http.Request) {
+	user := r.URL.Query().Get("user")
+	n := 0
+	a.ep.Range(func(s *laf.Socket) bool {
+		if s.Identity() == user && s.Close(1012, "service restart") == nil {
+			n++
+		}
+		return true
+	})
+	if n == 0 {
+		http.Error(w, "no tab of "+user+" is open", http.StatusNotFound)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 func main() {
@@ -203,6 +229,9 @@ const user = q.get("user") || "alice", room = q.get("room");
 const ws = new LafSocket("/ws?user=" + encodeURIComponent(user));
 window.lafSocket = ws;
 window.notifications = [];
+window.recoveries = [];
+window.closes = [];
+window.snapshots = 0;
 const status = (s) => { document.getElementById("status").textContent = s; };
 document.getElementById("curl").textContent =
   "curl -d '{\"title\":\"hello\"}' '" + location.origin + "/notify?user=" + encodeURIComponent(user) + "'";
@@ -212,10 +241,17 @@ const log = (text) => {
   document.getElementById("log").prepend(li);
 };
 ws.addEventListener("open", () => { status("connected as " + user); if (room) ws.send("join:" + room); });
-ws.addEventListener("close", (e) => status("closed " + e.detail.code + (e.detail.reconnecting ? ", reconnecting" : "")));
-ws.addEventListener("recovered", (e) => log(e.detail.recovered ? "caught up" : "new history: " + (e.detail.pos || "none yet")));
+ws.addEventListener("close", (e) => {
+  window.closes.push(e.detail);
+  status("closed " + e.detail.code + (e.detail.reconnecting ? ", reconnecting" : ""));
+});
+ws.addEventListener("recovered", (e) => {
+  window.recoveries.push(e.detail);
+  log(e.detail.recovered ? "caught up" : "new history: " + (e.detail.pos || "none yet"));
+});
 ws.addEventListener("message", (e) => {
   if (e.detail.room) window.notifications.push({ pos: e.detail.pos, data: e.detail.data });
+  if (e.detail.data.startsWith?.('{"type":"snapshot"')) window.snapshots++;
   log(typeof e.detail.data === "string" ? e.detail.data : JSON.stringify(e.detail.data));
 });
 </script>

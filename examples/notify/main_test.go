@@ -36,6 +36,8 @@ func greeted(t *testing.T, c *laftest.Conn, user string) *laftest.Conn {
 	require.Equal(t, "recovered", n.Laf)
 	require.Equal(t, "user:"+user, n.Room)
 	require.False(t, n.Recovered)
+	c.ReadJSON(&hello)
+	require.Equal(t, map[string]string{"type": "snapshot", "user": user}, hello, "the snapshot, as nothing was recovered")
 	return c
 }
 
