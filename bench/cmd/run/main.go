@@ -129,7 +129,7 @@ func main() {
 	scen := flag.String("scenarios", "", "comma-separated scenarios (default all: "+strings.Join(allScenarios, ",")+"; compress is zecho,zbroadcast)")
 	out := flag.String("out", "", "markdown report (default BENCHMARKS.md at the repository root; - for stdout)")
 	jsonOut := flag.String("json", "", "also write the raw results as JSON to this file")
-	profile := flag.String("profile", "", "save CPU and allocation profiles of the -profile-libs servers (echo at the most connections with 1 and 16 KiB, broadcast to the most sockets, handshakes) into this directory")
+	profile := flag.String("profile", "", "save CPU and allocation profiles of the -profile-libs servers (echo at the most connections with every payload, broadcast to the most sockets, handshakes) into this directory")
 	profileLibs := flag.String("profile-libs", "laf", "contenders to profile with -profile")
 	renderFrom := flag.String("render", "", "write the report from this -json file of an earlier run, without running anything")
 	serverBin := flag.String("server-bin", "", "use this cmd/server binary instead of building one (to compare two versions of laf: build each with go build -o)")

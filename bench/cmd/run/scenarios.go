@@ -312,7 +312,7 @@ func (r *runner) echoOne(lib string, n, round int) ([]EchoRow, error) {
 		var tries []EchoRow
 		r.retry(fmt.Sprintf("echo %s %d x %d B", lib, n, size), s, func() float64 {
 			m := &marker{s: s}
-			if r.profiling(lib) && round == 0 && len(tries) == 0 && n == slices.Max(c.EchoConns) && size >= 1024 {
+			if r.profiling(lib) && round == 0 && len(tries) == 0 && n == slices.Max(c.EchoConns) {
 				m.prof = filepath.Join(r.profDir, fmt.Sprintf("%s-echo-%d-%d", lib, n, size))
 				m.profWindow = c.EchoOn
 			}

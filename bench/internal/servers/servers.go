@@ -38,9 +38,11 @@ type Server interface {
 // Lib describes a contender.
 type Lib struct {
 	Name string
-	// Baseline marks raw coder/websocket, to which the others are compared.
+	// Baseline marks raw coder/websocket, the first ratio columns of the
+	// report (laf was built on it once; it is a peer now).
 	Baseline bool
-	// Peer marks another library (not laf, not a baseline).
+	// Peer marks another library than laf: the best peer is the best of
+	// these.
 	Peer bool
 	// EchoOnly marks a variant that runs only in the echo scenarios: in
 	// the others it is the same server as the one it varies.
@@ -75,12 +77,12 @@ var Libs = []Lib{
 	{Name: "laf", New: newLaf, NewLatest: newLafLatest, NewCompressed: newLafCompressed,
 		CompressedNotes: "the same server with laf.WithCompression(512): permessage-deflate without context takeover, klauspost/compress flate at BestSpeed, messages of 512 B or more compressed, a broadcast compressed once for every socket",
 		LatestNotes:     "sockets Join the room on connection; WithRoomHook starts the 30 Hz ticker with the room's first member and stops it with its last; each frame is SendRoom(laf.Latest(\"state\", laf.Owned(frame, true))): a frame still queued is replaced in place; default queue budget and CloseSlow; no goroutine per socket beyond laf's own",
-		Notes:           "laf.Handler; echo with SendMessage(laf.Owned(Data, IsBinary)) (the Func owns Data: no copy); Endpoint.Broadcast(laf.Text); default ping every 30 s; 1 goroutine per socket, writer goroutine only while its queue is non-empty"},
+		Notes:           "laf.Handler on laf's own protocol engine (internal/wsconn); echo with SendMessage(laf.Owned(Data, IsBinary)) (the Func owns Data: no copy); Endpoint.Broadcast(laf.Text); default ping every 30 s; 1 goroutine per socket while it has something to read or run, none once it has been idle for 0.25-0.5 s (Linux: it parks in an epoll set), writer goroutine only while its queue is non-empty"},
 	{Name: "laf-lent", EchoOnly: true, New: NewLafLent,
 		Notes: "laf with WithLentData: each message event and its Data are lent to the Func and reused, as coder-reader reuses its buffer; the same echo. Echo scenarios only: elsewhere it is laf"},
-	{Name: "coder-read", Baseline: true, New: func() Server { return newCoder(false) },
+	{Name: "coder-read", Baseline: true, Peer: true, New: func() Server { return newCoder(false) },
 		Notes: "raw coder/websocket v1.8.15: Conn.Read then Conn.Write on the handler goroutine, context.Background (no per-frame timer); broadcast by a registry loop into a per-socket queue whose writer goroutine runs only while the queue is non-empty (256 messages, then close); no keepalive (the library has none); 1 goroutine per socket"},
-	{Name: "coder-reader", Baseline: true, New: func() Server { return newCoder(true) },
+	{Name: "coder-reader", Baseline: true, Peer: true, New: func() Server { return newCoder(true) },
 		Notes: "as coder-read, but Conn.Reader into a buffer reused across messages"},
 	{Name: "gorilla", Peer: true, New: newGorilla,
 		Notes: "gorilla/websocket v1.5.3: ReadMessage then WriteMessage under a per-socket mutex; broadcast by a registry loop into each socket's buffered channel (256, close when full) drained by its writePump goroutine, which also pings every 30 s (the chat example's hub); 2 goroutines per socket"},
