@@ -164,9 +164,10 @@ func WithOriginPatterns(patterns ...string) Option {
 
 // WithWriteTimeout bounds every write to a socket's peer, data, ping,
 // pong or close frame alike (default DefaultWriteTimeout, 10 s; zero or
-// less means the default). A peer that stops reading fails the write once
-// it passes, whatever the slow policy and ping settings, and the socket
-// closes with CauseAbnormal (1006).
+// less means the default). A peer that stops reading fails the write
+// after between half of d and d (the deadline is rearmed once per half
+// d, not per write), whatever the slow policy and ping settings, and the
+// socket closes with CauseAbnormal (1006).
 func WithWriteTimeout(d time.Duration) Option {
 	return option(func(c *config) { c.writeTimeout = d })
 }

@@ -88,7 +88,8 @@ type Config struct {
 	// ReadLimit is the largest message, in bytes, after inflating; a
 	// larger one is a 1009 ProtocolError. Negative means no limit.
 	ReadLimit int64
-	// WriteTimeout bounds every write; zero means none.
+	// WriteTimeout bounds every write: a write fails once it has waited
+	// between half of it and all of it. Zero means no bound.
 	WriteTimeout time.Duration
 	// ParkAfter, if positive, makes ReadMessage return ErrPark once it has
 	// waited that long (up to twice that) at a message boundary with
@@ -107,6 +108,7 @@ type Conn struct {
 
 	state atomic.Uint32 // a State; changed under wmu (Close excepted)
 	wmu   sync.Mutex    // held for each write
+	wdl   time.Time     // the write deadline armed; guarded by wmu
 
 	pongs   atomic.Uint64 // pongs read
 	failing atomic.Bool   // the reader met a ProtocolError: the connection is being failed

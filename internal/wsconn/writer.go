@@ -9,11 +9,22 @@ import (
 // before each write: a peer that stops reading fails the write after
 // Config.WriteTimeout rather than holding the writer for ever.
 
-// setDeadline arms the write deadline. c.wmu is held.
+// setDeadline arms the write deadline, WriteTimeout from now, unless the
+// one armed is still at least half of it away: each write then has
+// between half of WriteTimeout and all of it, and a busy connection
+// rearms its deadline (a runtime timer) once per half WriteTimeout, not
+// once per write. c.wmu is held.
 func (c *Conn) setDeadline() {
-	if c.cfg.WriteTimeout > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+	d := c.cfg.WriteTimeout
+	if d <= 0 {
+		return
 	}
+	now := time.Now()
+	if c.wdl.Sub(now) >= d/2 {
+		return
+	}
+	c.wdl = now.Add(d)
+	c.nc.SetWriteDeadline(c.wdl)
 }
 
 // WriteData writes whole data frames (see AppendHeader) in one write,
