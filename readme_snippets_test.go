@@ -112,6 +112,32 @@ func readmeRealtime(ctx context.Context, fn laf.Func, boards *boardTickers) (*la
 	return ep, tick
 }
 
+// README, Messages that survive reconnects.
+
+// snapshot is the application's state for a user.
+func snapshot(user string) map[string]any { return map[string]any{"user": user} }
+
+var _ = readmeHistory
+
+func readmeHistory(ctx *laf.FunctionContext, fn laf.Func, since laf.Position) error {
+	// ```go
+	ep := laf.Handler(fn, laf.WithHistory(100, 2*time.Minute)) // keep each room's last 100 messages, 2 minutes each
+
+	pos, err := ep.Publish(ctx, "user:alice", laf.Text("you have mail")) // pos is "EPOCH:OFFSET"
+	if err != nil {
+		return err
+	}
+
+	// In the Func's connection event: join from where the client left off.
+	recovered, err := ctx.Socket.JoinSince(ctx, "user:alice", since) // since: the last position the client got
+	if err == nil && !recovered {
+		err = ctx.Socket.SendJSON(snapshot("alice")) // what was missed is gone, or this is a first visit
+	}
+	// ```
+	_ = pos
+	return err
+}
+
 // README, Contexts.
 
 // ```go
