@@ -68,9 +68,9 @@ type closeSpec struct {
 }
 
 // closeSpecs holds, by cause, the code, reason and mode of every close
-// laf decides. A graceful close whose close frame coder/websocket has
-// already sent (answering the peer's close, or a protocol error) drops
-// the connection instead: there is nothing left to write or wait for.
+// laf decides. A graceful close decided once the connection is past
+// open (the reader has answered the peer's close frame) drops the
+// connection instead: there is nothing left to write or wait for.
 var closeSpecs = [...]closeSpec{
 	CausePeer:         {CausePeer, 1005, "", graceful}, // the peer's code and reason replace these
 	CauseAbnormal:     {CauseAbnormal, 1006, "", drop},

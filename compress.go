@@ -18,7 +18,14 @@ const DefaultCompressionThreshold = 512
 // threshold bytes (zero or less means DefaultCompressionThreshold).
 // Incoming compressed messages are inflated, and the read limit applies to
 // their inflated size: a message that inflates past it gets 1009 with no
-// more than the limit inflated.
+// more than the limit inflated. A compressed message whose deflate data
+// does not end exactly where its payload ends gets 1002 and is never
+// delivered. laf answers every offer it accepts with
+// server_no_context_takeover and client_no_context_takeover (a client
+// that insists on its own context takeover cannot use compression) and
+// echoes server_max_window_bits=15 when offered; it declines, as RFC 7692
+// §5.1 says, offers with unknown, duplicated or invalid parameters, or a
+// server window under 15 bits.
 //
 // A message sent to many sockets (Broadcast, SendRoom, SendIdentity) is
 // compressed once, and its bytes are shared by every socket that
