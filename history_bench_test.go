@@ -2,6 +2,8 @@ package laf_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -120,5 +122,49 @@ func BenchmarkCatchUp(b *testing.B) {
 			ws.CloseNow()
 		}
 		b.StartTimer()
+	}
+}
+
+// BenchmarkHistoryMemory publishes 100 messages of 64 bytes to each of
+// 1,000 rooms with history, and one message to each of 10,000 rooms, and
+// reports the heap they hold, per kept message and per room with one
+// message (the messages' envelopes included):
+// go test -run '^$' -bench HistoryMemory -benchtime 1x .
+func BenchmarkHistoryMemory(b *testing.B) {
+	const rooms, size = 1000, 100
+	for range b.N {
+		ep := laf.Handler(func(*laf.FunctionContext) error { return nil }, laf.WithHistory(size, time.Hour))
+		ctx := context.Background()
+		m := laf.Text("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for r := range rooms {
+			room := fmt.Sprint("room-", r)
+			for range size {
+				if _, err := ep.Publish(ctx, room, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held := float64(after.HeapAlloc - before.HeapAlloc)
+		b.ReportMetric(held/(rooms*size), "B/kept-message")
+		runtime.KeepAlive(ep)
+
+		// Rooms with one message each: what a room costs.
+		ep = laf.Handler(func(*laf.FunctionContext) error { return nil }, laf.WithHistory(size, time.Hour))
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for r := range 10 * rooms {
+			if _, err := ep.Publish(ctx, fmt.Sprint("room-", r), m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(10*rooms), "B/room-with-one-message")
+		runtime.KeepAlive(ep)
 	}
 }
