@@ -519,14 +519,6 @@ func echoCells(res *Results, lib, other string, sizes []int, min float64) (parts
 	return parts, worst, at, all
 }
 
-func sizesStr(sizes []int) string {
-	var ss []string
-	for _, size := range sizes {
-		ss = append(ss, sizeStr(size))
-	}
-	return strings.Join(ss, " and ")
-}
-
 // renderGoals writes laf's goals, the ones set against the best peers,
 // then the earlier ones set against raw coder/websocket when laf was
 // built on it.
