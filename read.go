@@ -85,7 +85,7 @@ func (s *Socket) readLoop() (parked bool) {
 // without WithLentData), or else into bp, a pooled buffer (then fc is nil).
 func (s *Socket) nextMessage() (msg []byte, bp *[]byte, fc *FunctionContext, binary bool, err error) {
 	e := s.ep
-	bp = e.readBuf(0)
+	bp = e.readBuf()
 	s.exactFC = nil
 	msg, binary, err = s.conn.ReadMessage(bp, s.exact)
 	if err != nil {
@@ -107,17 +107,13 @@ func (s *Socket) exactData(n int) []byte {
 	return s.exactFC.Params.Data
 }
 
-// readBuf returns a pooled buffer holding n bytes.
-func (e *Endpoint) readBuf(n int) *[]byte {
+// readBuf returns an empty pooled buffer.
+func (e *Endpoint) readBuf() *[]byte {
 	bp, _ := e.readBufs.Get().(*[]byte)
 	if bp == nil {
-		b := make([]byte, 0, max(n, readChunk))
+		b := make([]byte, 0, readChunk)
 		bp = &b
 	}
-	if cap(*bp) < n {
-		*bp = make([]byte, n)
-	}
-	*bp = (*bp)[:n]
 	return bp
 }
 
