@@ -83,6 +83,12 @@ func (e *ProtocolError) Error() string {
 
 func protocolErr(reason string) *ProtocolError { return &ProtocolError{1002, reason} }
 
+// The ProtocolErrors that are always the same; nothing changes them.
+var (
+	errInvalidUTF8 = &ProtocolError{1007, "invalid UTF-8"}
+	errTooBig      = &ProtocolError{1009, "message too big"}
+)
+
 // Config is what a Conn is made with.
 type Config struct {
 	// ReadLimit is the largest message, in bytes, after inflating; a

@@ -97,7 +97,7 @@ func inflateFrom(dst []byte, src flate.Reader, limit int64) ([]byte, *ProtocolEr
 		m, err := f.Read(room)
 		dst = dst[:len(dst)+m]
 		if limit >= 0 && int64(len(dst)-start) > limit {
-			return nil, &ProtocolError{1009, "message too big"}
+			return nil, errTooBig
 		}
 		if err == io.EOF {
 			return dst, nil

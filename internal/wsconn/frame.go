@@ -87,7 +87,7 @@ func parseClose(p []byte) (code int, reason string, perr *ProtocolError) {
 		return 0, "", protocolErr("invalid close code")
 	}
 	if !utf8.Valid(p[2:]) {
-		return 0, "", &ProtocolError{1007, "invalid UTF-8"}
+		return 0, "", errInvalidUTF8
 	}
 	return code, string(p[2:]), nil
 }

@@ -139,7 +139,7 @@ func (c *Conn) ReadMessage(buf *[]byte, exact func(n int) []byte) (msg []byte, b
 				}
 				Unmask(msg, h.key)
 				if !r.binary && !utf8.Valid(msg) {
-					return nil, false, r.fail(&ProtocolError{1007, "invalid UTF-8"})
+					return nil, false, r.fail(errInvalidUTF8)
 				}
 				return msg, r.binary, nil
 			}
@@ -177,7 +177,7 @@ func (c *Conn) ReadMessage(buf *[]byte, exact func(n int) []byte) (msg []byte, b
 				return nil, false, r.fail(perr)
 			}
 			if !r.binary && !utf8.Valid(*buf) {
-				return nil, false, r.fail(&ProtocolError{1007, "invalid UTF-8"})
+				return nil, false, r.fail(errInvalidUTF8)
 			}
 		}
 		return *buf, r.binary, nil
@@ -272,7 +272,7 @@ func (r *reader) overLimit(n uint64) *ProtocolError {
 		limit = zlimit(limit)
 	}
 	if n > uint64(limit) || r.size+int64(n) > limit {
-		return &ProtocolError{1009, "message too big"}
+		return errTooBig
 	}
 	return nil
 }
@@ -296,7 +296,7 @@ func (r *reader) checkUTF8(b []byte, fin bool) *ProtocolError {
 			return nil
 		}
 	}
-	return &ProtocolError{1007, "invalid UTF-8"}
+	return errInvalidUTF8
 }
 
 // control handles a control frame: it answers a ping, reports a pong, and
