@@ -17,6 +17,13 @@ var ErrClosed = errors.New("laf: socket closed")
 // identity.
 var ErrNotFound = errors.New("laf: no such socket")
 
+// ErrOutcomeUnknown is returned by a send to other nodes whose deadline
+// (WithBrokerTimeout) passed after the message may have left for the
+// broker: it may have been delivered, or not. Retrying may deliver it
+// twice; not retrying may lose it. Compare with *BrokerError, returned
+// when nothing left, so that a retry is safe.
+var ErrOutcomeUnknown = errors.New("laf: outcome of the send to other nodes unknown")
+
 // ErrMessageTooBig is the Params.Err of the error event fired when a peer
 // sends a message over the read limit. The socket is then closed with 1009.
 var ErrMessageTooBig = errors.New("laf: message over the read limit")
