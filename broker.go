@@ -28,22 +28,21 @@ import (
 // publishes to a node arrive in the order it published them, whatever
 // their channels, if the broker keeps that order for one connection
 // (Redis and NATS do) and the adapter delivers a node's channels from one
-// connection in order, as these do.
+// connection in order, as these do. A send whose outcome is unknown
+// (OutcomeUnknownError) may arrive late, after sends published later.
 type Broker interface {
-	// Publish sends msg to every subscriber of channel "". It returns an
-	// error if the message could not be handed to the broker.
-	Publish(ctx context.Context, msg []byte) error
-	// Subscribe calls fn with every message published to channel "" from
-	// the time it returns, one call at a time, until ctx is done; fn owns
-	// msg. It returns once the subscription is active, or the error that
-	// stopped it. After that the broker reconnects and resubscribes by
-	// itself whenever its connection is lost. laf itself uses Open.
-	Subscribe(ctx context.Context, fn func(msg []byte)) error
 	// PublishTo sends msg to every subscriber of channel. It returns how
 	// many subscriptions the broker handed it to, if the broker can tell
 	// (Redis counts them; NATS says 0 or 1, for none or some), or -1 if it
-	// cannot; or an error if the message could not be handed to the
-	// broker. laf relies on 0 being true: it then answers ErrNotFound.
+	// cannot. laf relies on 0 being true: nothing was delivered.
+	//
+	// It returns by ctx's deadline, which laf sets from WithBrokerTimeout.
+	// An error says what became of the message: one that wraps
+	// ErrOutcomeUnknown if the message may have reached the broker (the
+	// deadline passed, or the connection failed, after it was written), and
+	// any other error only if nothing left for the broker (not connected,
+	// connection refused, the broker refused the command). An adapter must
+	// not retry a publish that may have left: delivery is at most once.
 	PublishTo(ctx context.Context, channel string, msg []byte) (receivers int, err error)
 	// Open starts a set of subscriptions, empty at first, whose channels
 	// change while it runs (Channels), and calls fn with every message
@@ -67,11 +66,14 @@ type Channels interface {
 	Unsubscribe(ctx context.Context, channel string) error
 }
 
-// A BrokerError is returned by a send that the broker did not take for
-// other nodes. Local is how many of this node's sockets the message was
-// queued on all the same (Broadcast, SendRoom and SendIdentity serve
-// local sockets first): retrying the whole send would give them the
-// message twice. Unwrap returns the broker's error.
+// A BrokerError is returned by a send that did not leave for other
+// nodes: the broker refused it, or was not connected, or had no
+// subscriber for it (Err is then ErrNoSubscriber). Nothing reached another
+// node, so retrying is safe for them; but Local is how many of this
+// node's sockets the message was queued on all the same (Broadcast,
+// SendRoom and SendIdentity serve local sockets first): retrying the
+// whole send would give those the message twice. Unwrap returns the
+// broker's error.
 type BrokerError struct {
 	Local int
 	Err   error
@@ -83,6 +85,28 @@ func (e *BrokerError) Error() string {
 
 func (e *BrokerError) Unwrap() error { return e.Err }
 
+// An OutcomeUnknownError is returned by a send to other nodes whose
+// outcome is unknown: the broker timeout (WithBrokerTimeout) passed, or
+// the connection failed, after the message may have left for the broker.
+// It may have been delivered, now or once a hung broker resumes, or not.
+// errors.Is(err, ErrOutcomeUnknown) is true for it. Retrying may deliver
+// the message twice; not retrying may lose it: retry only what is safe
+// to receive twice. Local is how many of this node's sockets had the
+// message already, as for BrokerError. Unwrap returns the broker's error.
+type OutcomeUnknownError struct {
+	Local int
+	Err   error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("laf: broker: outcome unknown: %v (delivered to %d local sockets)", e.Err, e.Local)
+}
+
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrOutcomeUnknown.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == ErrOutcomeUnknown }
+
 // WithBroker makes the Endpoint one node of a cluster joined by b: sends
 // by id, room, identity and broadcast, and CloseSocket, reach sockets on
 // every node, and Presence counts them all. Local sockets are served
@@ -92,26 +116,50 @@ func WithBroker(b Broker) Option {
 }
 
 // WithHeartbeat sets how often a node publishes its beat, a summary of a
-// few bytes (default DefaultHeartbeat, 5 s). A node not heard from for
-// three heartbeats, while this node hears its own, is dropped from
-// presence, so a node that dies without saying goodbye, and whose broker
-// connection stays open, disappears within 3×d plus the broker's latency;
-// one whose connection the broker sees close is refused sends at once.
+// few bytes (default DefaultHeartbeat, 5 s); every half heartbeat it also
+// probes the broker with a ping to its own channel. A node not heard from
+// for three heartbeats, counted while this node hears its own probes, is
+// dropped from presence and sends to its sockets answer ErrNotFound: so
+// a node that dies without saying goodbye disappears within 3×d plus the
+// broker's latency. Until then a send to a node whose channel the broker
+// has no subscriber for (a killed process, or one reconnecting) answers a
+// *BrokerError with ErrNoSubscriber: nothing was delivered. A node is not
+// ready (Endpoint.Ready) while its probes fail or go unanswered for half
+// a heartbeat. Every node and Emitter of a cluster must use the same d.
 // Zero or less means the default.
 func WithHeartbeat(d time.Duration) EmitterOption {
 	return sharedOption(func(c *config) { c.heartbeat = d })
 }
 
+// WithBrokerTimeout bounds how long a send to other nodes, a presence
+// query, a beat or a subscription waits for the broker (default
+// DefaultBrokerTimeout, 2 s): keep it well under a proxy's or a caller's
+// timeout. A send that passes it answers a *BrokerError if nothing had
+// left for the broker, else an *OutcomeUnknownError. Zero or less means
+// the default.
+func WithBrokerTimeout(d time.Duration) EmitterOption {
+	return sharedOption(func(c *config) { c.brokerTimeout = d })
+}
+
+// WithNodeName names this node (default: its random id): the name is in
+// every log line of the cluster ("node"), in Stats.Node, and in the beats
+// that tell other nodes of it, whose logs name it ("peer"). Give the
+// broker's connection the same name (redis.Options.ClientName,
+// nats.Name), so that the broker's own monitoring names it too. Names
+// need not be unique; the node's id, in its socket ids, is.
+func WithNodeName(name string) EmitterOption {
+	return sharedOption(func(c *config) { c.nodeName = name })
+}
+
 // LocalBroker is an in-process Broker: it connects endpoints and emitters
 // in one process, for tests and for running several endpoints as one. It
-// delivers synchronously, in publish order.
+// delivers synchronously, in publish order, and never fails.
 type LocalBroker struct {
 	mu    sync.RWMutex
-	subs  map[*localSub]struct{}
 	chans map[string]map[*localSub]struct{}
 }
 
-// localSub is one Subscribe, or one Open's set of channels.
+// localSub is one Open's set of channels.
 type localSub struct {
 	b      *LocalBroker
 	ctx    context.Context
@@ -122,34 +170,12 @@ type localSub struct {
 
 // NewLocalBroker returns an in-process broker.
 func NewLocalBroker() *LocalBroker {
-	return &LocalBroker{subs: make(map[*localSub]struct{}), chans: make(map[string]map[*localSub]struct{})}
-}
-
-// Publish calls every subscriber of channel "" with its own copy of msg.
-func (b *LocalBroker) Publish(ctx context.Context, msg []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	for s := range b.subs {
-		s.deliver(msg)
-	}
-	for s := range b.chans[""] {
-		s.deliver(msg)
-	}
-	return nil
+	return &LocalBroker{chans: make(map[string]map[*localSub]struct{})}
 }
 
 // PublishTo calls every subscriber of channel with its own copy of msg,
 // and returns how many there were.
 func (b *LocalBroker) PublishTo(ctx context.Context, channel string, msg []byte) (int, error) {
-	if channel == "" {
-		b.mu.RLock()
-		n := len(b.subs) + len(b.chans[""])
-		b.mu.RUnlock()
-		return n, b.Publish(ctx, msg)
-	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -168,23 +194,6 @@ func (s *localSub) deliver(msg []byte) {
 	if s.ctx.Err() == nil {
 		s.fn(append([]byte(nil), msg...))
 	}
-}
-
-// Subscribe adds fn to channel "" until ctx is done.
-func (b *LocalBroker) Subscribe(ctx context.Context, fn func([]byte)) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s := &localSub{b: b, ctx: ctx, fn: fn}
-	b.mu.Lock()
-	b.subs[s] = struct{}{}
-	b.mu.Unlock()
-	context.AfterFunc(ctx, func() {
-		b.mu.Lock()
-		delete(b.subs, s)
-		b.mu.Unlock()
-	})
-	return nil
 }
 
 // Open returns an empty set of channels that calls fn until ctx is done.

@@ -46,13 +46,6 @@ func (f *faulty) kill() {
 	}
 }
 
-func (f *faulty) Publish(ctx context.Context, msg []byte) error {
-	if f.down.Load() {
-		return errDown
-	}
-	return f.b.Publish(ctx, msg)
-}
-
 func (f *faulty) PublishTo(ctx context.Context, channel string, msg []byte) (int, error) {
 	if f.down.Load() {
 		return 0, errDown
@@ -66,10 +59,6 @@ func (f *faulty) hear(fn func([]byte)) func([]byte) {
 			fn(msg)
 		}
 	}
-}
-
-func (f *faulty) Subscribe(ctx context.Context, fn func([]byte)) error {
-	return f.b.Subscribe(f.track(ctx), f.hear(fn))
 }
 
 func (f *faulty) Open(ctx context.Context, fn func([]byte)) (laf.Channels, error) {

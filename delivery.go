@@ -84,24 +84,35 @@ func (e *Endpoint) sendTo(ctx context.Context, op wire.Op, key string, m Message
 	return e.cluster.sendKey(ctx, op, key, m, local)
 }
 
-// deliverLocal serves a send that another node published.
+// deliverLocal serves a send that another node published. A message that
+// finds no socket here is counted in Stats.DroppedNoSocket.
 func (e *Endpoint) deliverLocal(env *wire.Envelope) {
 	m := e.compressible(Message{data: env.Data, binary: env.Binary, key: env.Key})
+	n := 1
 	switch env.Op {
 	case wire.OpSend:
-		if s, ok := e.Socket(env.Target); ok {
+		s, ok := e.Socket(env.Target)
+		if ok {
 			s.out.enqueue(m)
+		} else {
+			n = 0
 		}
 	case wire.OpClose:
-		if s, ok := e.Socket(env.Target); ok {
+		s, ok := e.Socket(env.Target)
+		if ok {
 			s.Close(env.Code, env.Reason)
+		} else {
+			n = 0
 		}
 	case wire.OpRoom:
-		e.reg.sendTo(byRoom, env.Target, m)
+		n = e.reg.sendTo(byRoom, env.Target, m)
 	case wire.OpIdentity:
-		e.reg.sendTo(byIdentity, env.Target, m)
+		n = e.reg.sendTo(byIdentity, env.Target, m)
 	case wire.OpBroadcast:
 		e.broadcastLocal(m)
+	}
+	if n == 0 {
+		e.stats.droppedNoSocket.Add(1)
 	}
 }
 

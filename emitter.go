@@ -20,12 +20,13 @@ type Emitter struct {
 }
 
 // NewEmitter joins the cluster behind b, with WithHeartbeat (which must
-// match the endpoints') and WithLogger as options. Count and Nodes fill
+// match the endpoints'), WithBrokerTimeout, WithNodeName and WithLogger
+// as options. Count and Nodes fill
 // in within a broker round trip; sends work at once. Call Close when
 // done.
 func NewEmitter(b Broker, opts ...EmitterOption) *Emitter {
 	cfg := newConfig(opts)
-	return &Emitter{c: newCluster(b, nil, cfg.heartbeat, cfg.logger)}
+	return &Emitter{c: newCluster(b, nil, &cfg)}
 }
 
 // SendSocket sends m to the socket with the given id, through the channel
@@ -62,7 +63,8 @@ func (em *Emitter) CloseSocket(ctx context.Context, id string, code int, reason 
 // Presence returns the cluster's presence.
 func (em *Emitter) Presence() Presence { return Presence{c: em.c} }
 
-// PublishErrors returns how many sends the broker did not take.
+// PublishErrors returns how many sends failed for other nodes: those that
+// returned a *BrokerError or an *OutcomeUnknownError.
 func (em *Emitter) PublishErrors() uint64 { return em.c.publishErrors.Load() }
 
 // Ready returns nil once the Emitter holds its channels and while the

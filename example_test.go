@@ -150,7 +150,7 @@ func ExampleEndpoint_Stats() {
 	b, _ := json.Marshal(ep.Stats())
 	fmt.Println(string(b))
 	// Output:
-	// {"live":0,"accepted":0,"refused":0,"cap_refused":0,"messages_in":0,"bytes_in":0,"messages_out":0,"bytes_out":0,"dropped":0,"replaced":0,"rate_dropped":0,"compressed":0,"slow_closed":0,"handler_errors":0,"panics":0,"publish_errors":0,"closes":{"peer":0,"abnormal":0,"server":0,"handler_error":0,"read_limit":0,"protocol":0,"slow_consumer":0,"ping_timeout":0,"idle":0,"lifetime":0,"shutdown":0,"policy":0}}
+	// {"live":0,"accepted":0,"refused":0,"cap_refused":0,"messages_in":0,"bytes_in":0,"messages_out":0,"bytes_out":0,"dropped":0,"replaced":0,"rate_dropped":0,"compressed":0,"slow_closed":0,"handler_errors":0,"panics":0,"publish_errors":0,"publish_unknown":0,"dropped_no_socket":0,"closes":{"peer":0,"abnormal":0,"server":0,"handler_error":0,"read_limit":0,"protocol":0,"slow_consumer":0,"ping_timeout":0,"idle":0,"lifetime":0,"shutdown":0,"policy":0}}
 }
 
 // Wire Shutdown to http.Server: the server stops taking requests, then

@@ -60,7 +60,7 @@ func Handler(fn Func, opts ...Option) *Endpoint {
 	e.reg.hook = e.cfg.roomHook
 	e.aborted, e.abort = context.WithCancel(context.Background())
 	if e.cfg.broker != nil {
-		e.cluster = newCluster(e.cfg.broker, e, e.cfg.heartbeat, e.cfg.logger)
+		e.cluster = newCluster(e.cfg.broker, e, &e.cfg)
 		e.reg.notify = e.cluster.queue
 	}
 	return e

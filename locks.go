@@ -10,10 +10,13 @@ package laf
 //	stream.mu → registry.mu → outbox.mu                (Publish and JoinSince order a room's sends)
 //	registry.mu → outbox.mu → lateFlusher.mu
 //	registry.mu → outbox.mu → poller.mu                (Socket.closeConn unparks)
-//	registry.mu → cluster.imu                          (registry.notify)
+//	registry.mu → interests.mu                         (registry.notify, through cluster.queue)
 //	wsconn's Conn.wmu                                  (a leaf: every write, and the reader's answers)
 //
-// Leaves: cluster.mu, failLog.mu, timers.mu (released before a ping is
+// Leaves: the cluster's parts each hold their own lock and call no other
+// part while holding it: membership.mu, interests.mu (but for the line
+// above), queries.mu, health.mu, failLog.mu, cluster.stopMu; and
+// timers.mu (released before a ping is
 // written and before a close is decided), capacity.mu, Shared.mu,
 // Socket.valsMu.
 //

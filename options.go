@@ -101,6 +101,8 @@ type config struct {
 	historySize     int
 	historyTTL      time.Duration
 	maxRequestBytes int
+	brokerTimeout   time.Duration
+	nodeName        string
 }
 
 func newConfig[O Option](opts []O) config {

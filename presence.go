@@ -2,6 +2,7 @@ package laf
 
 import (
 	"context"
+	"time"
 
 	"github.com/lafgo/laf/internal/wire"
 )
@@ -45,7 +46,7 @@ func (p Presence) Count() int {
 		n = p.ep.Len()
 	}
 	if p.c != nil {
-		others, _ := p.c.sockets()
+		others, _ := p.c.members.sockets()
 		n += others
 	}
 	return n
@@ -59,7 +60,7 @@ func (p Presence) Nodes() int {
 		n = 1
 	}
 	if p.c != nil {
-		_, others := p.c.sockets()
+		_, others := p.c.members.sockets()
 		n += others
 	}
 	return n
@@ -149,12 +150,17 @@ func (p Presence) RoomMembersContext(ctx context.Context, room string) ([]string
 
 // Ready returns nil once the Endpoint can serve its part of the cluster:
 // always without a broker; with one, once it holds its channels, while
-// the broker takes its messages and it hears its own beats, and while no
-// subscription to a room's or identity's channel is failing. Otherwise it
-// returns an error that matches ErrNotReady and says why, wrapping the
-// broker's last error. Serve it as a readiness check, so a balancer sends
-// new sockets elsewhere meanwhile; the node's own sockets are served
-// whatever it says.
+// the broker takes its messages and echoes its probes, and while no
+// subscription to a room's or identity's channel is failing. It is judged
+// when called, from the latest evidence: a publish that failed or timed
+// out since the last one the broker confirmed, or a probe (one every half
+// heartbeat) not echoed within half a heartbeat, so that a broker that
+// refuses, hangs or stops delivering makes the node not ready within about
+// one heartbeat, and one that recovers makes it ready again as soon. The
+// error matches ErrNotReady and says why, wrapping the error of the
+// current fault, never an earlier one. Serve it as a readiness check, so
+// a balancer sends new sockets elsewhere meanwhile; the node's own
+// sockets are served whatever it says.
 func (e *Endpoint) Ready() error {
 	if e.cluster == nil {
 		return nil
@@ -168,7 +174,7 @@ func (e *Endpoint) brokerState() string {
 	if e.cluster == nil {
 		return ""
 	}
-	return stateNames[e.cluster.state.Load()]
+	return stateNames[e.cluster.health.state(time.Now())]
 }
 
 // nodes returns Presence().Nodes() without a lock, for Stats; 0 without
@@ -177,5 +183,5 @@ func (e *Endpoint) nodes() int {
 	if e.cluster == nil {
 		return 0
 	}
-	return 1 + int(e.cluster.liveNodes.Load())
+	return 1 + int(e.cluster.members.live.Load())
 }

@@ -26,7 +26,18 @@ type Stats struct {
 	SlowClosed    uint64 `json:"slow_closed"`    // sockets closed by CloseSlow
 	HandlerErrors uint64 `json:"handler_errors"` // errors returned by the Func
 	Panics        uint64 `json:"panics"`         // panics recovered from the Func
-	PublishErrors uint64 `json:"publish_errors"` // sends to other nodes the broker did not take
+	PublishErrors uint64 `json:"publish_errors"` // sends to other nodes that failed: a *BrokerError or an *OutcomeUnknownError
+	// PublishUnknown counts, of PublishErrors, the sends whose outcome is
+	// unknown (OutcomeUnknownError): they may have been delivered.
+	PublishUnknown uint64 `json:"publish_unknown"`
+	// DroppedNoSocket counts messages from other nodes that found no
+	// socket here: a push or close for a socket that had closed by the
+	// time it arrived, or a room or identity send whose last local member
+	// had left.
+	DroppedNoSocket uint64 `json:"dropped_no_socket"`
+	// Node is this node's name (WithNodeName, else its id); "" without a
+	// broker.
+	Node string `json:"node,omitempty"`
 	// Broker is the broker's state as this node sees it: "" without a
 	// broker, "starting" until its channels are held, "up", or "down"
 	// while publishes fail or it does not hear its own beats.
@@ -79,6 +90,7 @@ type counters struct {
 	rateDropped, compressed       atomic.Uint64
 	dropped, replaced, slowClosed atomic.Uint64
 	handlerErrors, panics         atomic.Uint64
+	droppedNoSocket               atomic.Uint64
 	closes                        [causeCount]atomic.Uint64
 	// Per-message counters are striped over cache lines, so that sockets
 	// on different cores do not fight over one line; each socket uses one
@@ -111,25 +123,28 @@ func (e *Endpoint) Stats() Stats {
 		closes[i] = c.closes[i].Load()
 	}
 	return Stats{
-		Live:          c.live.Load(),
-		Accepted:      c.accepted.Load(),
-		Refused:       c.refused.Load(),
-		CapRefused:    c.capRefused.Load(),
-		MessagesIn:    t.messagesIn,
-		BytesIn:       t.bytesIn,
-		MessagesOut:   t.messagesOut,
-		BytesOut:      t.bytesOut,
-		Dropped:       c.dropped.Load(),
-		Replaced:      c.replaced.Load(),
-		RateDropped:   c.rateDropped.Load(),
-		Compressed:    c.compressed.Load(),
-		SlowClosed:    c.slowClosed.Load(),
-		HandlerErrors: c.handlerErrors.Load(),
-		Panics:        c.panics.Load(),
-		PublishErrors: e.publishErrors(),
-		Broker:        e.brokerState(),
-		Nodes:         e.nodes(),
-		Closes:        closes,
+		Live:            c.live.Load(),
+		Accepted:        c.accepted.Load(),
+		Refused:         c.refused.Load(),
+		CapRefused:      c.capRefused.Load(),
+		MessagesIn:      t.messagesIn,
+		BytesIn:         t.bytesIn,
+		MessagesOut:     t.messagesOut,
+		BytesOut:        t.bytesOut,
+		Dropped:         c.dropped.Load(),
+		Replaced:        c.replaced.Load(),
+		RateDropped:     c.rateDropped.Load(),
+		Compressed:      c.compressed.Load(),
+		SlowClosed:      c.slowClosed.Load(),
+		HandlerErrors:   c.handlerErrors.Load(),
+		Panics:          c.panics.Load(),
+		PublishErrors:   e.publishErrors(),
+		PublishUnknown:  e.publishUnknown(),
+		DroppedNoSocket: c.droppedNoSocket.Load(),
+		Node:            e.nodeName(),
+		Broker:          e.brokerState(),
+		Nodes:           e.nodes(),
+		Closes:          closes,
 	}
 }
 
@@ -138,4 +153,18 @@ func (e *Endpoint) publishErrors() uint64 {
 		return 0
 	}
 	return e.cluster.publishErrors.Load()
+}
+
+func (e *Endpoint) publishUnknown() uint64 {
+	if e.cluster == nil {
+		return 0
+	}
+	return e.cluster.publishUnknown.Load()
+}
+
+func (e *Endpoint) nodeName() string {
+	if e.cluster == nil {
+		return ""
+	}
+	return e.cluster.name
 }
