@@ -277,7 +277,9 @@ func (c *cluster) probe() {
 // expire drops nodes silent for three heartbeats, counted only while
 // this node hears itself.
 func (c *cluster) expire() {
-	for _, id := range c.members.expire(time.Now(), c.health.hearing(time.Now())) {
+	now := time.Now()
+	since, hearing := c.health.hearing(now)
+	for _, id := range c.members.expire(now, since, hearing) {
 		c.queries.unwait(id)
 	}
 }
@@ -334,11 +336,16 @@ func (c *cluster) receive(msg []byte) {
 // fresh three heartbeats, and every node is asked to beat now.
 func (c *cluster) heardSelf(seq uint64) {
 	now := time.Now()
+	if c.health.troubled(now) {
+		// Before the echo ends the trouble, so that no send trusts the
+		// broker's count of a room's subscribers before the other nodes
+		// have beaten again.
+		c.members.rejoin(now)
+	}
 	gap, back := c.health.echoed(seq, now)
 	if !back {
 		return
 	}
-	c.members.rejoin(now)
 	c.logger.Info("laf: hearing the broker again", "after", gap.Round(time.Millisecond))
 	select {
 	case c.rejoined <- struct{}{}:

@@ -35,6 +35,7 @@ type health struct {
 	waitFrom time.Time // when the oldest probe not yet echoed was sent; zero if none
 	deafAt   time.Time // when this node was last found not hearing itself; zero while it hears
 	cutAt    time.Time // when this node's present trouble began (deaf, or a publish failed); zero if none
+	backAt   time.Time // when this node joined, or last heard itself again after trouble
 }
 
 func (h *health) init(heartbeat time.Duration) {
@@ -50,7 +51,7 @@ func (h *health) joinFailed(err error) {
 func (h *health) joined(now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.joinedAt, h.joinErr = now, nil
+	h.joinedAt, h.joinErr, h.backAt = now, nil, now
 }
 
 // published records a publish's outcome. A confirmed one is a publish
@@ -91,12 +92,14 @@ func (h *health) echoed(seq uint64, now time.Time) (gap time.Duration, back bool
 	if seq != h.seq {
 		return 0, false // an older probe: wait for the last one
 	}
-	h.waitFrom, h.deafAt = time.Time{}, time.Time{}
-	if h.cutAt.IsZero() || h.failAt.After(h.okAt) {
+	// The echo proves the probe was published, whether or not its
+	// PublishTo has returned yet.
+	h.waitFrom, h.deafAt, h.okAt = time.Time{}, time.Time{}, now
+	if h.cutAt.IsZero() {
 		return 0, false
 	}
 	gap = now.Sub(h.cutAt)
-	h.cutAt = time.Time{}
+	h.cutAt, h.backAt = time.Time{}, now
 	return gap, true
 }
 
@@ -120,13 +123,13 @@ func (h *health) troubled(now time.Time) bool {
 	return !h.cutAt.IsZero()
 }
 
-// hearing reports whether the broker echoes this node's probes: evidence
-// that the other nodes' silence is theirs.
-func (h *health) hearing(now time.Time) bool {
+// hearing reports whether the broker echoes this node's probes, and since
+// when: the other nodes' silence since then is theirs.
+func (h *health) hearing(now time.Time) (since time.Time, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.checkDeaf(now)
-	return !h.joinedAt.IsZero() && h.deafAt.IsZero()
+	return h.backAt, !h.joinedAt.IsZero() && h.deafAt.IsZero()
 }
 
 // state returns the state for Stats.

@@ -74,14 +74,18 @@ func (m *membership) heard(id, name string, sockets int, now time.Time) {
 	n.name, n.beat, n.seen, n.sockets = name, now, now, sockets
 }
 
-// expire marks nodes silent for three heartbeats, if hearing says this
-// node hears itself (else it keeps what it knew), and forgets goodbyes
-// and silent nodes long past. It returns the nodes it silenced.
-func (m *membership) expire(now time.Time, hearing bool) (silenced []string) {
+// expire marks nodes silent for three heartbeats counted since this
+// node last began hearing itself (since), if it hears itself now (else it
+// keeps what it knew), and forgets goodbyes and silent nodes long past.
+// It returns the nodes it silenced.
+func (m *membership) expire(now, since time.Time, hearing bool) (silenced []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id, n := range m.nodes {
 		age := now.Sub(n.seen)
+		if !n.silent {
+			age = min(age, now.Sub(since))
+		}
 		switch {
 		case hearing && !n.silent && age > 3*m.heartbeat:
 			m.silence(id, n, "silent for three heartbeats")

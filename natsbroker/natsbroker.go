@@ -8,13 +8,14 @@
 // closes the connection for good:
 //
 //	nc, err := nats.Connect(url,
+//		nats.Name(node),                          // as laf.WithNodeName: the server's monitoring names the node
 //		nats.MaxReconnects(-1),                   // never give up
 //		nats.ReconnectWait(250*time.Millisecond), // retry soon
 //		nats.RetryOnFailedConnect(true),          // start before NATS is up
 //		nats.ErrorHandler(natsbroker.SlogErrorHandler(logger)), // nats.go's async errors into slog
 //	)
 //	b := natsbroker.New(nc)
-//	ep := laf.Handler(fn, laf.WithBroker(b))
+//	ep := laf.Handler(fn, laf.WithBroker(b), laf.WithNodeName(node))
 //
 // # Subjects
 //
@@ -38,12 +39,21 @@
 //
 // When the connection is lost, nats.go reconnects and subscribes again by
 // itself. Messages published by others in the meantime are lost for this
-// node, as laf.Broker allows. Publish refuses while the connection is
+// node, as laf.Broker allows. PublishTo refuses while the connection is
 // down instead of letting nats.go buffer the message for later, so that
-// laf counts the failure (Stats.PublishErrors) and a push is not delivered
-// long after its sender gave up on it: a send fails at once, without
-// waiting. A send's wait is otherwise bounded by its context and
-// WithFlushTimeout.
+// laf counts the failure and a push is not delivered long after its
+// sender gave up on it: a send fails at once, with ErrDisconnected.
+// Nothing is ever retried.
+//
+// A send's wait is bounded by its context's deadline, which laf sets from
+// laf.WithBrokerTimeout, and by the Broker's (WithBrokerTimeout). Its
+// error says what became of the message, as laf.Broker asks: an error
+// before the message was handed to nats.go (not connected, closed,
+// over max_payload) means nothing left, and laf answers a
+// *laf.BrokerError; a round trip that fails or times out after the
+// message was handed over (a hung server, a connection lost meanwhile)
+// wraps laf.ErrOutcomeUnknown: the server may have delivered it, and a
+// hung server that resumes does, late.
 //
 // NATS core delivers every message to every subscriber of the subject, in
 // the order each connection published them. Messages are limited to the
@@ -69,14 +79,15 @@ import (
 // names another.
 const DefaultSubject = "laf"
 
-// DefaultFlushTimeout bounds the round trips that Subscribe, and Publish
-// under WithPublishFlush, wait for, unless WithFlushTimeout sets another.
-const DefaultFlushTimeout = 5 * time.Second
+// DefaultBrokerTimeout bounds the round trips that PublishTo and a set's
+// Subscribe wait for, when the context has no earlier deadline, unless
+// WithBrokerTimeout sets another. It matches laf.DefaultBrokerTimeout.
+const DefaultBrokerTimeout = 2 * time.Second
 
 var (
-	// ErrClosed is returned by Publish and Subscribe after Close.
+	// ErrClosed is returned by PublishTo and Open after Close.
 	ErrClosed = errors.New("natsbroker: broker closed")
-	// ErrDisconnected is returned by Publish while the connection is down
+	// ErrDisconnected is returned by PublishTo while the connection is down
 	// and nats.go is reconnecting.
 	ErrDisconnected = errors.New("natsbroker: not connected to NATS")
 )
@@ -86,11 +97,12 @@ var (
 type Broker struct {
 	nc           *nats.Conn
 	subject      string
-	flushTimeout time.Duration
+	timeout time.Duration
 	flushPublish bool
 
 	mu     sync.Mutex
 	closed bool
+	done   chan struct{} // closed by Close
 	subs   map[*nats.Subscription]struct{}
 
 	// The "no responders" answers to PublishTo's messages arrive on
@@ -116,34 +128,40 @@ func WithSubject(subject string) Option {
 	return func(b *Broker) { b.subject = subject }
 }
 
-// WithFlushTimeout bounds how long Subscribe waits for the server to
-// register a subscription, and Publish for its round trip under
-// WithPublishFlush, when the context has no earlier deadline (default
-// DefaultFlushTimeout).
-func WithFlushTimeout(d time.Duration) Option {
-	return func(b *Broker) { b.flushTimeout = d }
+// WithBrokerTimeout bounds how long a set's Subscribe waits for the
+// server to register a subscription, and PublishTo for its round trip,
+// when the context has no earlier deadline (default DefaultBrokerTimeout).
+// laf passes a context with its own deadline (laf.WithBrokerTimeout).
+func WithBrokerTimeout(d time.Duration) Option {
+	return func(b *Broker) { b.timeout = d }
 }
 
-// WithPublishFlush makes Publish wait for a round trip to the server
-// after each message, so that it returns an error unless the server has
-// taken the message. Each send then waits a round trip, which on a busy
-// process costs far more than the publish (examples/cluster's
-// clusterbench measures it). By default Publish returns once the message
-// is in nats.go's write buffer, which nats.go flushes within
-// microseconds; a connection that fails in between loses it silently.
+// WithPublishFlush makes PublishTo on channel "" (broadcasts, beats,
+// presence queries) wait for a round trip to the server after each
+// message, as it does on every other channel, so that it returns an error
+// unless the server has taken the message. Each broadcast then waits a
+// round trip, which on a busy process costs far more than the publish
+// (examples/cluster's clusterbench measures it). By default it returns
+// once the message is in nats.go's write buffer, which nats.go flushes
+// within microseconds; a connection that fails in between loses it
+// silently.
 func WithPublishFlush() Option {
 	return func(b *Broker) { b.flushPublish = true }
 }
 
 // New returns a Broker on nc, which the caller keeps and closes after the
-// Broker's users are done. See the package doc for the reconnect options
-// nc needs.
+// Broker's users are done. See the package doc for the options nc needs:
+// reconnects that never give up, and nats.Name set to the node's name
+// (laf.WithNodeName), so that the server's monitoring (connz) tells the
+// nodes apart. nats.go never retries a publish; PublishTo refuses while
+// nc is reconnecting rather than let nats.go buffer it.
 func New(nc *nats.Conn, opts ...Option) *Broker {
 	b := &Broker{
 		nc:           nc,
 		subject:      DefaultSubject,
-		flushTimeout: DefaultFlushTimeout,
+		timeout: DefaultBrokerTimeout,
 		subs:         make(map[*nats.Subscription]struct{}),
+		done:         make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(b)
@@ -164,22 +182,26 @@ func (b *Broker) natsSubject(name string) string {
 
 // PublishTo sends msg to every subscriber of laf's channel name and
 // returns 0 if the server had none, else 1; see the package doc. It
-// fails as Publish does, and if the round trip does not finish within the
-// context and the flush timeout. Channel "" is published as Publish does,
-// without the round trip, and counts -1: laf does not ask who heard a
-// broadcast, and broadcasts are where throughput matters.
+// returns ErrDisconnected at once while the connection is down, and an
+// error wrapping laf.ErrOutcomeUnknown if the round trip does not finish
+// within the context and the Broker's timeout. Channel "" is published
+// without the round trip (unless WithPublishFlush) and counts -1: laf
+// does not ask who heard a broadcast, and broadcasts are where throughput
+// matters.
 func (b *Broker) PublishTo(ctx context.Context, name string, msg []byte) (int, error) {
-	if name == "" {
-		return -1, b.Publish(ctx, msg)
-	}
-	if err := b.usable(ctx); err != nil {
+	if err := b.connected(ctx); err != nil {
 		return 0, err
 	}
-	if b.nc.IsClosed() {
-		return 0, nats.ErrConnectionClosed
-	}
-	if !b.nc.IsConnected() {
-		return 0, ErrDisconnected
+	if name == "" {
+		if err := b.nc.Publish(b.subject, msg); err != nil {
+			return 0, err
+		}
+		if b.flushPublish {
+			if err := b.flush(ctx); err != nil {
+				return 0, &outcomeError{err: err}
+			}
+		}
+		return -1, nil
 	}
 	reply, err := b.expect()
 	if err != nil {
@@ -190,13 +212,42 @@ func (b *Broker) PublishTo(ctx context.Context, name string, msg []byte) (int, e
 		return 0, err
 	}
 	if err := b.flush(ctx); err != nil {
-		return 0, err
+		return 0, &outcomeError{err: err}
 	}
 	if b.answered(reply) {
 		return 0, nil
 	}
 	return 1, nil
 }
+
+// connected returns the error that keeps a message from leaving now: ctx's,
+// ErrClosed, or the connection's state. While reconnecting, nats.go would
+// buffer the message and send it on reconnection, possibly long after;
+// laf wants to hear of the failure. A connection lost after this check
+// still buffers the message: its round trip then fails, and PublishTo
+// says the outcome is unknown.
+func (b *Broker) connected(ctx context.Context) error {
+	if err := b.usable(ctx); err != nil {
+		return err
+	}
+	if b.nc.IsClosed() {
+		return nats.ErrConnectionClosed
+	}
+	if !b.nc.IsConnected() {
+		return ErrDisconnected
+	}
+	return nil
+}
+
+// outcomeError is a publish handed to nats.go whose round trip failed: the
+// server may have taken it.
+type outcomeError struct{ err error }
+
+func (e *outcomeError) Error() string {
+	return "natsbroker: no round trip after the publish, it may have been delivered: " + e.err.Error()
+}
+
+func (e *outcomeError) Unwrap() []error { return []error{laf.ErrOutcomeUnknown, e.err} }
 
 // expect returns a new reply subject for PublishTo, subscribing to the
 // Broker's inbox the first time.
@@ -256,6 +307,8 @@ func (b *Broker) Open(ctx context.Context, fn func(msg []byte)) (laf.Channels, e
 		for {
 			select {
 			case <-ctx.Done():
+				return
+			case <-b.done:
 				return
 			case m := <-c.in:
 				if ctx.Err() == nil {
@@ -359,34 +412,6 @@ func SlogErrorHandler(l *slog.Logger) nats.ErrHandler {
 	}
 }
 
-// Publish sends msg to every subscriber of the subject, this process's
-// included. It returns ErrDisconnected while the connection is down,
-// nats.go's error if it refused the message (closed connection, message
-// over max_payload), and with WithPublishFlush the error of the round
-// trip.
-func (b *Broker) Publish(ctx context.Context, msg []byte) error {
-	if err := b.usable(ctx); err != nil {
-		return err
-	}
-	// While reconnecting, nats.go would buffer the message and send it on
-	// reconnection, possibly long after; laf wants to hear of the failure.
-	// A connection lost after this check still buffers; that is rare, and
-	// the message then arrives late rather than never.
-	if b.nc.IsClosed() {
-		return nats.ErrConnectionClosed
-	}
-	if !b.nc.IsConnected() {
-		return ErrDisconnected
-	}
-	if err := b.nc.Publish(b.subject, msg); err != nil {
-		return err
-	}
-	if b.flushPublish {
-		return b.flush(ctx)
-	}
-	return nil
-}
-
 // usable returns ctx's error, or ErrClosed once the Broker is closed.
 func (b *Broker) usable(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -401,56 +426,11 @@ func (b *Broker) usable(ctx context.Context) error {
 }
 
 // flush waits for a round trip to the server, bounded by ctx and the
-// flush timeout (nats.go insists on a deadline).
+// Broker's timeout (nats.go insists on a deadline).
 func (b *Broker) flush(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, b.flushTimeout)
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 	return b.nc.FlushWithContext(ctx)
-}
-
-// Subscribe subscribes to the subject and returns once the server has
-// registered the subscription (a round trip after the SUB), or with the
-// error that prevented it. From then on nats.go calls fn from one
-// goroutine, one message at a time, with a message that fn owns, until
-// ctx is done or the Broker or the connection is closed. When the
-// connection is lost, nats.go reconnects and subscribes again by itself,
-// as long as its reconnect options let it.
-func (b *Broker) Subscribe(ctx context.Context, fn func(msg []byte)) error {
-	if err := b.usable(ctx); err != nil {
-		return err
-	}
-	// nats.go gives each message its own copy of the payload, so fn owns
-	// m.Data.
-	sub, err := b.nc.Subscribe(b.subject, func(m *nats.Msg) {
-		if ctx.Err() == nil {
-			fn(m.Data)
-		}
-	})
-	if err != nil {
-		return err
-	}
-	// While disconnected, nats.go accepts the SUB and sends it on
-	// reconnection; the flush makes Subscribe fail instead, and laf retry.
-	if err := b.flush(ctx); err != nil {
-		sub.Unsubscribe()
-		return err
-	}
-
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		sub.Unsubscribe()
-		return ErrClosed
-	}
-	b.subs[sub] = struct{}{}
-	b.mu.Unlock()
-	context.AfterFunc(ctx, func() {
-		b.mu.Lock()
-		delete(b.subs, sub)
-		b.mu.Unlock()
-		sub.Unsubscribe()
-	})
-	return nil
 }
 
 // Close ends every subscription of the Broker and makes later calls fail
@@ -459,6 +439,9 @@ func (b *Broker) Subscribe(ctx context.Context, fn func(msg []byte)) error {
 // can say goodbye to the cluster.
 func (b *Broker) Close() error {
 	b.mu.Lock()
+	if !b.closed {
+		close(b.done)
+	}
 	b.closed = true
 	subs := b.subs
 	b.subs = make(map[*nats.Subscription]struct{})

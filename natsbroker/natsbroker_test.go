@@ -33,6 +33,21 @@ func TestBrokerPublishFlush(t *testing.T) {
 	laftest.TestBroker(t, factory(startNATS(t), natsbroker.WithPublishFlush(), natsbroker.WithSubject("laf.flush")))
 }
 
+// subscribe opens a set on b holding channel "" and calls fn with its
+// messages until ctx is done.
+func subscribe(ctx context.Context, b *natsbroker.Broker, fn func([]byte)) error {
+	chans, err := b.Open(ctx, fn)
+	if err != nil {
+		return err
+	}
+	return chans.Subscribe(ctx, "")
+}
+
+func publish(b *natsbroker.Broker, msg string) error {
+	_, err := b.PublishTo(context.Background(), "", []byte(msg))
+	return err
+}
+
 // TestSubscribeIsActiveOnReturn publishes right after Subscribe returns,
 // from another connection: the message must arrive, so Subscribe waited
 // until the server had registered the subscription.
@@ -43,11 +58,11 @@ func TestSubscribeIsActiveOnReturn(t *testing.T) {
 	for i := range 20 {
 		ctx, cancel := context.WithCancel(context.Background())
 		got := make(chan []byte, 1)
-		if err := sub.Subscribe(ctx, func(msg []byte) { got <- msg }); err != nil {
+		if err := subscribe(ctx, sub, func(msg []byte) { got <- msg }); err != nil {
 			t.Fatal(err)
 		}
 		want := []byte{byte(i), 0, 'x'}
-		if err := pub.Publish(context.Background(), want); err != nil {
+		if err := publish(pub, string(want)); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -62,9 +77,10 @@ func TestSubscribeIsActiveOnReturn(t *testing.T) {
 	}
 }
 
-// TestDisconnected checks that Subscribe and Publish fail, rather than
+// TestDisconnected checks that Subscribe and PublishTo fail, rather than
 // hang or report a success that nats.go has only buffered, while the
-// connection is not up.
+// connection is not up, and that PublishTo's error then says nothing
+// left: not laf.ErrOutcomeUnknown.
 func TestDisconnected(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,28 +91,32 @@ func TestDisconnected(t *testing.T) {
 	// With RetryOnFailedConnect, Connect returns a connection that is
 	// still trying.
 	nc := connect(t, "nats://127.0.0.1:"+strconv.Itoa(port), nats.RetryOnFailedConnect(true))
-	b := natsbroker.New(nc, natsbroker.WithFlushTimeout(200*time.Millisecond))
-	if err := b.Subscribe(context.Background(), func([]byte) {}); err == nil {
+	b := natsbroker.New(nc, natsbroker.WithBrokerTimeout(200*time.Millisecond))
+	defer b.Close()
+	if err := subscribe(context.Background(), b, func([]byte) {}); err == nil {
 		t.Fatal("Subscribe with no server: no error")
 	}
-	if err := b.Publish(context.Background(), []byte("x")); !errors.Is(err, natsbroker.ErrDisconnected) {
-		t.Fatalf("Publish with no server: %v, want ErrDisconnected", err)
+	for _, ch := range []string{"", "n.node"} {
+		_, err := b.PublishTo(context.Background(), ch, []byte("x"))
+		if !errors.Is(err, natsbroker.ErrDisconnected) || errors.Is(err, laf.ErrOutcomeUnknown) {
+			t.Fatalf("PublishTo %q with no server: %v, want ErrDisconnected", ch, err)
+		}
 	}
 	nc.Close()
-	if err := b.Publish(context.Background(), []byte("x")); !errors.Is(err, nats.ErrConnectionClosed) {
-		t.Fatalf("Publish on a closed connection: %v, want nats.ErrConnectionClosed", err)
+	if err := publish(b, "x"); !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Fatalf("PublishTo on a closed connection: %v, want nats.ErrConnectionClosed", err)
 	}
 }
 
-// TestStop checks that cancelling Subscribe's context and closing the
-// Broker stop delivery, and that a closed Broker refuses calls.
+// TestStop checks that cancelling Open's context and closing the Broker
+// stop delivery, and that a closed Broker refuses calls.
 func TestStop(t *testing.T) {
 	srv := startNATS(t)
 	b := natsbroker.New(connect(t, srv.URL()))
 	var mu sync.Mutex
 	counts := map[string]int{}
 	sub := func(ctx context.Context, name string) {
-		if err := b.Subscribe(ctx, func([]byte) { mu.Lock(); counts[name]++; mu.Unlock() }); err != nil {
+		if err := subscribe(ctx, b, func([]byte) { mu.Lock(); counts[name]++; mu.Unlock() }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -106,12 +126,12 @@ func TestStop(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sub(ctx, "cancelled")
 	sub(context.Background(), "closed")
-	b.Publish(context.Background(), []byte("1"))
+	publish(b, "1")
 	eventually(t, "both subscribers get a message", func() bool { return count("cancelled") == 1 && count("closed") == 1 })
 
 	cancel()
 	eventually(t, "cancelled subscription gone", func() bool { return srv.server().NumSubscriptions() == base+1 })
-	b.Publish(context.Background(), []byte("2"))
+	publish(b, "2")
 	eventually(t, "closed gets the second message", func() bool { return count("closed") == 2 })
 	if count("cancelled") != 1 {
 		t.Fatalf("cancelled subscriber got %d messages, want 1", count("cancelled"))
@@ -119,11 +139,11 @@ func TestStop(t *testing.T) {
 
 	b.Close()
 	eventually(t, "subscriptions closed", func() bool { return srv.server().NumSubscriptions() == base })
-	if err := b.Publish(context.Background(), []byte("3")); !errors.Is(err, natsbroker.ErrClosed) {
-		t.Fatalf("Publish after Close: %v, want ErrClosed", err)
+	if err := publish(b, "3"); !errors.Is(err, natsbroker.ErrClosed) {
+		t.Fatalf("PublishTo after Close: %v, want ErrClosed", err)
 	}
-	if err := b.Subscribe(context.Background(), func([]byte) {}); !errors.Is(err, natsbroker.ErrClosed) {
-		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	if err := subscribe(context.Background(), b, func([]byte) {}); !errors.Is(err, natsbroker.ErrClosed) {
+		t.Fatalf("Open after Close: %v, want ErrClosed", err)
 	}
 }
 

@@ -5,13 +5,14 @@
 // same channel name:
 //
 //	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-//		Addrs:         []string{"127.0.0.1:6379"},
-//		MaxRetries:    1,                      // a send fails in ~0.1 s, not ~1.7 s, while Redis is down
-//		DialerRetries: 1,
-//		DialTimeout:   500 * time.Millisecond,
+//		Addrs:                 []string{"127.0.0.1:6379"},
+//		ClientName:            node,                   // as laf.WithNodeName: CLIENT LIST names the node
+//		MaxRetries:            -1,                     // no retries: a retried PUBLISH may be delivered twice
+//		ContextTimeoutEnabled: true,                   // laf's deadline (WithBrokerTimeout) bounds every command
+//		DialTimeout:           500 * time.Millisecond, // a send fails in ~0.5 s, not ~1.7 s, while Redis refuses connections
 //	})
 //	b := redisbroker.New(rdb)
-//	ep := laf.Handler(fn, laf.WithBroker(b))
+//	ep := laf.Handler(fn, laf.WithBroker(b), laf.WithNodeName(node))
 //
 // # Channels
 //
@@ -30,13 +31,28 @@
 //
 // # Failures
 //
-// While Redis is unreachable, Publish and PublishTo return go-redis's
-// error, and messages published by others in that time are lost for this
-// node, as laf.Broker allows. With go-redis's defaults (3 command retries,
-// 5 dial attempts each) a publish takes about 1.7 s to fail while Redis
-// refuses connections, and every send through the broker waits that long;
-// lower the client's MaxRetries and DialerRetries as above, or give sends
-// a context deadline, to bound a send.
+// PublishTo gives every PUBLISH a deadline: the context's, which laf sets
+// from laf.WithBrokerTimeout, or the Broker's (WithBrokerTimeout) if the
+// context has none or a later one. It never retries a PUBLISH, whatever
+// the client's MaxRetries says (its command opts out of go-redis's
+// retries): a PUBLISH retried after Redis took it is delivered twice.
+// Its error says what became of the message, as laf.Broker asks:
+//
+//   - nothing left for Redis (no connection could be had, Redis refused
+//     the connection or answered with an error, the Broker is closed): an
+//     error that laf turns into a *laf.BrokerError, so a retry is safe;
+//   - the command was written, then the deadline passed or the connection
+//     failed before Redis answered (Redis hung, or the network did): an
+//     error wrapping laf.ErrOutcomeUnknown. A hung Redis that resumes
+//     delivers such a message late.
+//
+// The deadline covers waiting for Redis's answer only with the client's
+// ContextTimeoutEnabled; without it, go-redis waits up to its ReadTimeout
+// (3 s by default) instead. While Redis refuses connections each PUBLISH
+// dials once (go-redis dials up to DialerRetries times, 5 by default, in
+// about 1.7 s with its defaults): lower DialerRetries and DialTimeout, as
+// above, to fail fast. Messages published by others while this node's
+// subscription is down are lost for it, as laf.Broker allows.
 //
 // go-redis logs its own troubles (pool and reconnect messages) through
 // its internal logger, not slog. Route them into slog with
@@ -61,6 +77,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lafgo/laf"
@@ -71,11 +88,16 @@ import (
 // names another.
 const DefaultChannel = "laf"
 
-// DefaultSubscribeTimeout bounds how long Subscribe waits for Redis to
+// DefaultSubscribeTimeout bounds how long a set's Subscribe waits for Redis to
 // confirm a subscription unless WithSubscribeTimeout sets another.
 const DefaultSubscribeTimeout = 10 * time.Second
 
-// ErrClosed is returned by Publish and Subscribe after Close.
+// DefaultBrokerTimeout bounds a PUBLISH whose context has no earlier
+// deadline, unless WithBrokerTimeout sets another. It matches
+// laf.DefaultBrokerTimeout.
+const DefaultBrokerTimeout = 2 * time.Second
+
+// ErrClosed is returned by PublishTo and Open after Close.
 var ErrClosed = errors.New("redisbroker: broker closed")
 
 // Broker is a laf.Broker on Redis pub/sub channels. Its methods are safe
@@ -85,6 +107,7 @@ type Broker struct {
 	channel          string
 	sharded          bool
 	subscribeTimeout time.Duration
+	timeout          time.Duration
 
 	mu     sync.Mutex
 	closed bool
@@ -111,7 +134,15 @@ func WithSharded() Option {
 	return func(b *Broker) { b.sharded = true }
 }
 
-// WithSubscribeTimeout bounds how long Subscribe waits for Redis to
+// WithBrokerTimeout bounds how long PublishTo waits for Redis when its
+// context has no earlier deadline (default DefaultBrokerTimeout). laf
+// passes a context with its own deadline (laf.WithBrokerTimeout), so this
+// matters for other callers.
+func WithBrokerTimeout(d time.Duration) Option {
+	return func(b *Broker) { b.timeout = d }
+}
+
+// WithSubscribeTimeout bounds how long a set's Subscribe waits for Redis to
 // confirm the subscription (default DefaultSubscribeTimeout), so that an
 // unresponsive server makes it fail, and laf retry, rather than hang.
 func WithSubscribeTimeout(d time.Duration) Option {
@@ -121,11 +152,20 @@ func WithSubscribeTimeout(d time.Duration) Option {
 // New returns a Broker on client, which the caller keeps and closes after
 // the Broker's users are done. Any UniversalClient works: *redis.Client,
 // a Sentinel failover client or *redis.ClusterClient.
+//
+// Configure client for at most once delivery and a bounded send (see the
+// package example): MaxRetries: -1, so that no command of the client is
+// retried after Redis may have taken it (PublishTo's PUBLISH never is,
+// whatever MaxRetries says); ContextTimeoutEnabled: true, so that laf's
+// deadline bounds the wait for Redis's answer; and ClientName set to the
+// node's name (laf.WithNodeName), so that CLIENT LIST tells the nodes'
+// connections apart.
 func New(client redis.UniversalClient, opts ...Option) *Broker {
 	b := &Broker{
 		client:           client,
 		channel:          DefaultChannel,
 		subscribeTimeout: DefaultSubscribeTimeout,
+		timeout:          DefaultBrokerTimeout,
 		subs:             make(map[*redis.PubSub]struct{}),
 	}
 	for _, o := range opts {
@@ -150,21 +190,60 @@ func (b *Broker) redisChannel(name string) string {
 }
 
 // PublishTo sends msg to every subscriber of laf's channel name and
-// returns how many Redis counted.
+// returns how many Redis counted. It waits until the context's deadline
+// or the Broker's timeout, whichever comes first, never retries, and
+// returns an error wrapping laf.ErrOutcomeUnknown if the PUBLISH may have
+// reached Redis; see the package doc.
 func (b *Broker) PublishTo(ctx context.Context, name string, msg []byte) (int, error) {
 	if err := b.usable(); err != nil {
 		return 0, err
 	}
-	ch := b.redisChannel(name)
-	var n int64
-	var err error
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	verb := "publish"
 	if b.sharded {
-		n, err = b.client.SPublish(ctx, ch, msg).Result()
-	} else {
-		n, err = b.client.Publish(ctx, ch, msg).Result()
+		verb = "spublish"
 	}
-	return int(n), err
+	cmd := &publishCmd{IntCmd: redis.NewIntCmd(ctx, verb, b.redisChannel(name), msg)}
+	err := b.client.Process(ctx, cmd)
+	if err == nil {
+		return int(cmd.Val()), nil
+	}
+	var rerr redis.Error
+	if cmd.written.Load() && !errors.As(err, &rerr) {
+		// Written, and no answer from Redis: it may have taken it.
+		return 0, &outcomeError{err: err}
+	}
+	return 0, err
 }
+
+// publishCmd is a PUBLISH that go-redis never retries, and that knows
+// whether it was written: go-redis asks a command for its arguments when
+// it writes it to a connection it holds, and not before for PUBLISH on a
+// client without hooks. A hook that asks earlier only makes PublishTo say
+// "outcome unknown" of a failure that left nothing, never the reverse.
+type publishCmd struct {
+	*redis.IntCmd
+	written atomic.Bool
+}
+
+func (c *publishCmd) Args() []any {
+	c.written.Store(true)
+	return c.IntCmd.Args()
+}
+
+// NoRetry tells go-redis not to retry the command: Redis may have taken
+// it already.
+func (c *publishCmd) NoRetry() bool { return true }
+
+// outcomeError is a PUBLISH that may have reached Redis.
+type outcomeError struct{ err error }
+
+func (e *outcomeError) Error() string {
+	return "redisbroker: PUBLISH written but not answered, it may have been delivered: " + e.err.Error()
+}
+
+func (e *outcomeError) Unwrap() []error { return []error{laf.ErrOutcomeUnknown, e.err} }
 
 func (b *Broker) usable() error {
 	b.mu.Lock()
@@ -333,95 +412,6 @@ type Logger struct{ l *slog.Logger }
 // Printf logs one go-redis message at level Warn.
 func (s Logger) Printf(ctx context.Context, format string, v ...any) {
 	s.l.WarnContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
-}
-
-// Publish sends msg to every subscriber of the channel, this process's
-// included. It returns once Redis has taken the message, or with the error
-// that stopped it (go-redis retries a failed command as its options say),
-// or ctx's error.
-func (b *Broker) Publish(ctx context.Context, msg []byte) error {
-	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if b.sharded {
-		return b.client.SPublish(ctx, b.channel, msg).Err()
-	}
-	return b.client.Publish(ctx, b.channel, msg).Err()
-}
-
-// Subscribe subscribes to the channel and returns once Redis has
-// confirmed the subscription, or with the error that prevented it. From
-// then on it calls fn from one goroutine, one message at a time, with a
-// copy of each message that fn owns, until ctx is done or the Broker or
-// the client is closed. When the connection is lost, go-redis reconnects
-// and subscribes again by itself; messages published meanwhile are lost.
-func (b *Broker) Subscribe(ctx context.Context, fn func(msg []byte)) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// The subscribe command and its confirmation get a deadline: go-redis
-	// waits for a pub/sub reply with none, and laf passes a context that
-	// has none.
-	sctx, cancel := context.WithTimeout(ctx, b.subscribeTimeout)
-	defer cancel()
-	var ps *redis.PubSub
-	if b.sharded {
-		ps = b.client.SSubscribe(sctx, b.channel)
-	} else {
-		ps = b.client.Subscribe(sctx, b.channel)
-	}
-	// go-redis drops the subscribe command's error; the first reply is
-	// the confirmation or that error.
-	reply, err := ps.Receive(sctx)
-	if err == nil {
-		if _, ok := reply.(*redis.Subscription); !ok {
-			err = errors.New("redisbroker: unexpected reply to subscribe")
-		}
-	}
-	if err != nil {
-		ps.Close()
-		return err
-	}
-
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		ps.Close()
-		return ErrClosed
-	}
-	b.subs[ps] = struct{}{}
-	b.mu.Unlock()
-
-	// Channel, unlike a loop over Receive, also pings the connection so
-	// that a half-open one is replaced. Its buffer absorbs bursts while fn
-	// runs; go-redis drops a message only if fn falls a minute behind.
-	ch := ps.Channel(redis.WithChannelSize(1024))
-	stop := context.AfterFunc(ctx, func() { b.release(ps) })
-	go func() {
-		defer func() {
-			if stop() { // ended by a closed channel, not by ctx
-				b.release(ps)
-			}
-		}()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m, ok := <-ch:
-				if !ok {
-					return // the Broker or the client was closed
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				fn([]byte(m.Payload))
-			}
-		}
-	}()
-	return nil
 }
 
 // release closes one subscription.

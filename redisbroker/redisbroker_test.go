@@ -19,7 +19,12 @@ import (
 
 // newClient returns a client of srv that the test closes at its end.
 func newClient(t testing.TB, srv *redisServer) redis.UniversalClient {
-	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{srv.Addr()}})
+	c := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 []string{srv.Addr()},
+		MaxRetries:            -1,
+		ContextTimeoutEnabled: true,
+		DialTimeout:           500 * time.Millisecond,
+	})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -88,6 +93,16 @@ func TestChannelNames(t *testing.T) {
 	}
 }
 
+// subscribe opens a set on b holding channel "" and calls fn with its
+// messages until ctx is done.
+func subscribe(ctx context.Context, b *redisbroker.Broker, fn func([]byte)) error {
+	chans, err := b.Open(ctx, fn)
+	if err != nil {
+		return err
+	}
+	return chans.Subscribe(ctx, "")
+}
+
 // TestSubscribeIsActiveOnReturn publishes right after Subscribe returns:
 // the message must arrive, so Subscribe waited for the confirmation.
 func TestSubscribeIsActiveOnReturn(t *testing.T) {
@@ -97,11 +112,11 @@ func TestSubscribeIsActiveOnReturn(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		got := make(chan []byte, 1)
 		sub := redisbroker.New(newClient(t, srv), redisbroker.WithChannel(pub.Channel()))
-		if err := sub.Subscribe(ctx, func(msg []byte) { got <- msg }); err != nil {
+		if err := subscribe(ctx, sub, func(msg []byte) { got <- msg }); err != nil {
 			t.Fatal(err)
 		}
 		want := []byte{byte(i), 0, 'x'}
-		if err := pub.Publish(context.Background(), want); err != nil {
+		if _, err := pub.PublishTo(context.Background(), "", want); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -116,22 +131,27 @@ func TestSubscribeIsActiveOnReturn(t *testing.T) {
 	}
 }
 
-// TestSubscribeDown checks that Subscribe and Publish fail, rather than
-// hang, when no server is listening.
+// TestSubscribeDown checks that Subscribe and PublishTo fail, rather than
+// hang, when no server is listening, and that PublishTo's error says
+// nothing left: not laf.ErrOutcomeUnknown.
 func TestSubscribeDown(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), MaxRetries: -1, ContextTimeoutEnabled: true})
 	defer c.Close()
 	b := redisbroker.New(c, redisbroker.WithSubscribeTimeout(5*time.Second))
-	if err := b.Subscribe(context.Background(), func([]byte) {}); err == nil {
+	if err := subscribe(context.Background(), b, func([]byte) {}); err == nil {
 		t.Fatal("Subscribe with no server: no error")
 	}
-	if err := b.Publish(context.Background(), []byte("x")); err == nil {
-		t.Fatal("Publish with no server: no error")
+	_, err := b.PublishTo(context.Background(), "", []byte("x"))
+	if err == nil {
+		t.Fatal("PublishTo with no server: no error")
+	}
+	if errors.Is(err, laf.ErrOutcomeUnknown) {
+		t.Fatalf("PublishTo with no server: %v, want an error that says nothing left", err)
 	}
 }
 
-// TestStop checks that cancelling Subscribe's context and closing the
-// Broker stop delivery, and that a closed Broker refuses calls.
+// TestStop checks that cancelling Open's context and closing the Broker
+// stop delivery, and that a closed Broker refuses calls.
 func TestStop(t *testing.T) {
 	srv := startRedis(t)
 	c := newClient(t, srv)
@@ -139,15 +159,19 @@ func TestStop(t *testing.T) {
 	var mu sync.Mutex
 	counts := map[string]int{}
 	sub := func(ctx context.Context, name string) {
-		if err := b.Subscribe(ctx, func([]byte) { mu.Lock(); counts[name]++; mu.Unlock() }); err != nil {
+		if err := subscribe(ctx, b, func([]byte) { mu.Lock(); counts[name]++; mu.Unlock() }); err != nil {
 			t.Fatal(err)
 		}
+	}
+	publish := func(msg string) error {
+		_, err := b.PublishTo(context.Background(), "", []byte(msg))
+		return err
 	}
 	count := func(name string) int { mu.Lock(); defer mu.Unlock(); return counts[name] }
 	ctx, cancel := context.WithCancel(context.Background())
 	sub(ctx, "cancelled")
 	sub(context.Background(), "closed")
-	b.Publish(context.Background(), []byte("1"))
+	publish("1")
 	eventually(t, "both subscribers get a message", func() bool { return count("cancelled") == 1 && count("closed") == 1 })
 
 	cancel()
@@ -156,7 +180,7 @@ func TestStop(t *testing.T) {
 		n, err := c.PubSubNumSub(context.Background(), b.Channel()).Result()
 		return err == nil && n[b.Channel()] == 1
 	})
-	b.Publish(context.Background(), []byte("2"))
+	publish("2")
 	eventually(t, "closed gets the second message", func() bool { return count("closed") == 2 })
 	if count("cancelled") != 1 {
 		t.Fatalf("cancelled subscriber got %d messages, want 1", count("cancelled"))
@@ -167,11 +191,11 @@ func TestStop(t *testing.T) {
 		n, err := c.PubSubNumSub(context.Background(), b.Channel()).Result()
 		return err == nil && n[b.Channel()] == 0
 	})
-	if err := b.Publish(context.Background(), []byte("3")); !errors.Is(err, redisbroker.ErrClosed) {
-		t.Fatalf("Publish after Close: %v, want ErrClosed", err)
+	if err := publish("3"); !errors.Is(err, redisbroker.ErrClosed) {
+		t.Fatalf("PublishTo after Close: %v, want ErrClosed", err)
 	}
-	if err := b.Subscribe(context.Background(), func([]byte) {}); !errors.Is(err, redisbroker.ErrClosed) {
-		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	if err := subscribe(context.Background(), b, func([]byte) {}); !errors.Is(err, redisbroker.ErrClosed) {
+		t.Fatalf("Open after Close: %v, want ErrClosed", err)
 	}
 }
 
