@@ -212,7 +212,6 @@ func resume(t *testing.T, from *Server, to *sock) {
 	}
 }
 
-
 // Margins for the bounds the fault tests assert, for a slow shared
 // machine: a send may block for the broker timeout plus blockMargin, and
 // readiness may lag one heartbeat plus readyMargin.

@@ -97,7 +97,7 @@ var (
 type Broker struct {
 	nc           *nats.Conn
 	subject      string
-	timeout time.Duration
+	timeout      time.Duration
 	flushPublish bool
 
 	mu     sync.Mutex
@@ -157,11 +157,11 @@ func WithPublishFlush() Option {
 // nc is reconnecting rather than let nats.go buffer it.
 func New(nc *nats.Conn, opts ...Option) *Broker {
 	b := &Broker{
-		nc:           nc,
-		subject:      DefaultSubject,
+		nc:      nc,
+		subject: DefaultSubject,
 		timeout: DefaultBrokerTimeout,
-		subs:         make(map[*nats.Subscription]struct{}),
-		done:         make(chan struct{}),
+		subs:    make(map[*nats.Subscription]struct{}),
+		done:    make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(b)
