@@ -159,8 +159,12 @@ func NewCollector(src Source, opts ...Option) *Collector {
 		func(s *laf.Stats) uint64 { return s.HandlerErrors })
 	add("handler_panics_total", "Panics recovered from the handler.",
 		func(s *laf.Stats) uint64 { return s.Panics })
-	add("broker_publish_errors_total", "Sends to other nodes that the broker did not take.",
+	add("broker_publish_errors_total", "Sends to other nodes that failed: not delivered, or outcome unknown.",
 		func(s *laf.Stats) uint64 { return s.PublishErrors })
+	add("broker_publish_unknown_total", "Of the failed sends to other nodes, those whose outcome is unknown: they may have been delivered.",
+		func(s *laf.Stats) uint64 { return s.PublishUnknown })
+	add("messages_dropped_no_socket_total", "Messages from other nodes that found no socket here: it had closed, or the room's last member had left.",
+		func(s *laf.Stats) uint64 { return s.DroppedNoSocket })
 
 	var closes laf.CloseCounts
 	c.causes = make([]string, len(closes))

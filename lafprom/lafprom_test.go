@@ -46,6 +46,7 @@ func distinct() fixed {
 		Live: 3, Accepted: 101, Refused: 102, CapRefused: 100, MessagesIn: 103, BytesIn: 104,
 		MessagesOut: 105, BytesOut: 106, Dropped: 107, Replaced: 112, RateDropped: 113,
 		SlowClosed: 108, HandlerErrors: 109, Panics: 110, PublishErrors: 111,
+		PublishUnknown: 114, DroppedNoSocket: 115,
 	}
 	for c := laf.CausePeer; int(c) < len(st.Closes); c++ {
 		st.Closes[c] = 200 + uint64(c)
@@ -56,15 +57,21 @@ func distinct() fixed {
 // distinctText is distinct() as the Collector must export it, in the
 // text exposition format.
 const distinctText = `
-# HELP laf_broker_publish_errors_total Sends to other nodes that the broker did not take.
+# HELP laf_broker_publish_errors_total Sends to other nodes that failed: not delivered, or outcome unknown.
 # TYPE laf_broker_publish_errors_total counter
 laf_broker_publish_errors_total 111
+# HELP laf_broker_publish_unknown_total Of the failed sends to other nodes, those whose outcome is unknown: they may have been delivered.
+# TYPE laf_broker_publish_unknown_total counter
+laf_broker_publish_unknown_total 114
 # HELP laf_handler_errors_total Errors returned by the handler.
 # TYPE laf_handler_errors_total counter
 laf_handler_errors_total 109
 # HELP laf_handler_panics_total Panics recovered from the handler.
 # TYPE laf_handler_panics_total counter
 laf_handler_panics_total 110
+# HELP laf_messages_dropped_no_socket_total Messages from other nodes that found no socket here: it had closed, or the room's last member had left.
+# TYPE laf_messages_dropped_no_socket_total counter
+laf_messages_dropped_no_socket_total 115
 # HELP laf_messages_dropped_total Outbound messages dropped by the DropNewest or DropOldest policy.
 # TYPE laf_messages_dropped_total counter
 laf_messages_dropped_total 107
@@ -134,14 +141,16 @@ var metricNames = []string{
 	"laf_handler_errors_total",
 	"laf_handler_panics_total",
 	"laf_broker_publish_errors_total",
+	"laf_broker_publish_unknown_total",
+	"laf_messages_dropped_no_socket_total",
 	"laf_sockets_closed_total",
 }
 
 func TestCollectorExportsEveryField(t *testing.T) {
 	c := lafprom.NewCollector(distinct())
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(distinctText)))
-	// 15 plain metrics, and one closed counter per cause.
-	assert.Equal(t, 15+len(laf.CloseCounts{})-1, testutil.CollectAndCount(c))
+	// 17 plain metrics, and one closed counter per cause.
+	assert.Equal(t, 17+len(laf.CloseCounts{})-1, testutil.CollectAndCount(c))
 	assert.Equal(t, len(laf.CloseCounts{})-1, testutil.CollectAndCount(c, "laf_sockets_closed_total"))
 }
 
@@ -331,15 +340,21 @@ func TestCollectorOverRealSockets(t *testing.T) {
 
 	// All of it, exactly: the Collector sends what Stats says.
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP laf_broker_publish_errors_total Sends to other nodes that the broker did not take.
+# HELP laf_broker_publish_errors_total Sends to other nodes that failed: not delivered, or outcome unknown.
 # TYPE laf_broker_publish_errors_total counter
 laf_broker_publish_errors_total 0
+# HELP laf_broker_publish_unknown_total Of the failed sends to other nodes, those whose outcome is unknown: they may have been delivered.
+# TYPE laf_broker_publish_unknown_total counter
+laf_broker_publish_unknown_total 0
 # HELP laf_handler_errors_total Errors returned by the handler.
 # TYPE laf_handler_errors_total counter
 laf_handler_errors_total 1
 # HELP laf_handler_panics_total Panics recovered from the handler.
 # TYPE laf_handler_panics_total counter
 laf_handler_panics_total 1
+# HELP laf_messages_dropped_no_socket_total Messages from other nodes that found no socket here: it had closed, or the room's last member had left.
+# TYPE laf_messages_dropped_no_socket_total counter
+laf_messages_dropped_no_socket_total 0
 # HELP laf_messages_dropped_total Outbound messages dropped by the DropNewest or DropOldest policy.
 # TYPE laf_messages_dropped_total counter
 laf_messages_dropped_total 0

@@ -26,10 +26,12 @@ type chatMsg struct {
 	Node string `json:"node"`
 }
 
-// newApp returns a node named node, with the Endpoint's options.
+// newApp returns a node named node, with the Endpoint's options. The
+// name is the node's in laf's logs and Stats too (laf.WithNodeName), and
+// its broker connection's (dialBroker).
 func newApp(node string, opts ...laf.Option) *app {
 	a := &app{node: node}
-	a.ep = laf.Handler(a.function, append([]laf.Option{laf.WithAuth(identify)}, opts...)...)
+	a.ep = laf.Handler(a.function, append([]laf.Option{laf.WithAuth(identify), laf.WithNodeName(node)}, opts...)...)
 	return a
 }
 
@@ -143,24 +145,43 @@ func (a *app) broadcast(w http.ResponseWriter, r *http.Request) {
 	reply(w, a.ep.Broadcast(r.Context(), laf.Text(body)))
 }
 
-// reply answers a send: 404 for an unknown socket; 503 when the broker
-// refused it and nothing was delivered, so that a retry is safe; 207 with
-// {"local":N,"error":...} when this node's sockets got it but the broker
-// refused it for the others, so that the caller does not retry; else 202.
+// reply answers a send with one of its outcomes:
+//
+//   - 202 once the broker took it for the other nodes;
+//   - 404 if no node has the socket, room or user;
+//   - 503 when nothing left for the other nodes (the broker refused it,
+//     was not connected, or had no subscriber for it), so that a retry is
+//     safe;
+//   - 504 when the broker timeout passed after the send may have left: it
+//     may arrive or not, now or late, and a retry may deliver it twice;
+//   - 207 with {"local":N,"error":...,"outcome":"not delivered"|"unknown"}
+//     when this node's sockets got it but the broker failed it for the
+//     others, so that the caller does not retry (they would get it twice).
 func reply(w http.ResponseWriter, err error) {
 	var be *laf.BrokerError
+	var ue *laf.OutcomeUnknownError
+	local, outcome := 0, "not delivered"
 	switch {
-	case errors.As(err, &be) && be.Local > 0:
+	case errors.As(err, &ue):
+		local, outcome = ue.Local, "unknown"
+	case errors.As(err, &be):
+		local = be.Local
+	}
+	switch {
+	case local > 0:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusMultiStatus)
 		json.NewEncoder(w).Encode(struct {
-			Local int    `json:"local"`
-			Error string `json:"error"`
-		}{be.Local, be.Err.Error()})
+			Local   int    `json:"local"`
+			Outcome string `json:"outcome"`
+			Error   string `json:"error"`
+		}{local, outcome, err.Error()})
 	case errors.Is(err, laf.ErrNotFound):
 		http.Error(w, "no socket with that id on any node", http.StatusNotFound)
+	case errors.Is(err, laf.ErrOutcomeUnknown):
+		http.Error(w, "outcome unknown, a retry may deliver it twice: "+err.Error(), http.StatusGatewayTimeout)
 	case err != nil:
-		http.Error(w, "broker: "+err.Error(), http.StatusServiceUnavailable)
+		http.Error(w, "not delivered, a retry is safe: "+err.Error(), http.StatusServiceUnavailable)
 	default:
 		w.WriteHeader(http.StatusAccepted)
 		io.WriteString(w, "queued\n")

@@ -13,11 +13,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// dialBroker returns the broker that rawURL names and a function that
-// closes it and its connection, to call after the Endpoint has shut down.
-// Neither client needs the broker to be up yet: both connect, and
-// reconnect, by themselves, and laf retries its subscription until then.
-func dialBroker(rawURL, channel string, logger *slog.Logger) (laf.Broker, func() error, error) {
+// dialBroker returns the broker that rawURL names, on a connection named
+// node, and a function that closes it and its connection, to call after
+// the Endpoint has shut down. Neither client needs the broker to be up
+// yet: both connect, and reconnect, by themselves, and laf retries its
+// subscription until then.
+func dialBroker(rawURL, channel, node string, logger *slog.Logger) (laf.Broker, func() error, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, nil, err
@@ -28,11 +29,16 @@ func dialBroker(rawURL, channel string, logger *slog.Logger) (laf.Broker, func()
 		if err != nil {
 			return nil, nil, err
 		}
-		// Bound a send while Redis is down: one retry, one dial attempt
-		// of at most 500 ms, instead of go-redis's ~1.7 s.
-		opt.MaxRetries = 1
+		// At most once: no command is retried after Redis may have taken
+		// it. laf's deadline (2 s) bounds the wait for Redis's answer, and
+		// one dial of at most 500 ms a send while Redis refuses
+		// connections, instead of go-redis's ~1.7 s. CLIENT LIST names
+		// the node.
+		opt.MaxRetries = -1
+		opt.ContextTimeoutEnabled = true
 		opt.DialerRetries = 1
 		opt.DialTimeout = 500 * time.Millisecond
+		opt.ClientName = node
 		redis.SetLogger(redisbroker.SlogLogger(logger))
 		client := redis.NewClient(opt)
 		b := redisbroker.New(client, redisbroker.WithChannel(channel))
@@ -42,7 +48,7 @@ func dialBroker(rawURL, channel string, logger *slog.Logger) (laf.Broker, func()
 		}, nil
 	case "nats", "tls":
 		nc, err := nats.Connect(rawURL,
-			nats.Name("laf-cluster-example"),
+			nats.Name(node), // the server's connz names the node
 			// laf needs the connection back after any outage: never give
 			// up, and retry soon.
 			nats.MaxReconnects(-1),

@@ -151,7 +151,7 @@ func main() {
 	}
 	closeBroker := func() error { return nil }
 	if *brokerURL != "" {
-		b, closeFn, err := dialBroker(*brokerURL, *channel, logger)
+		b, closeFn, err := dialBroker(*brokerURL, *channel, *node, logger)
 		if err != nil {
 			logger.Error("broker", "err", err)
 			os.Exit(2)

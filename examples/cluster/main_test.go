@@ -39,7 +39,7 @@ func startNATS(t *testing.T) string {
 func startNode(t *testing.T, name, brokerURL string) *httptest.Server {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
-	b, closeBroker, err := dialBroker(brokerURL, "laf-example-test", logger)
+	b, closeBroker, err := dialBroker(brokerURL, "laf-example-test", name, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,13 +207,13 @@ func writeText(ws *websocket.Conn, text string) error {
 func TestDialBroker(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	for _, u := range []string{"redis://127.0.0.1:1/0", "nats://127.0.0.1:1"} {
-		b, closeFn, err := dialBroker(u, "laf", logger)
+		b, closeFn, err := dialBroker(u, "laf", "test-node", logger)
 		if err != nil || b == nil {
 			t.Fatalf("%s: %v", u, err)
 		}
 		closeFn()
 	}
-	if _, _, err := dialBroker("amqp://user:secret@host", "laf", logger); err == nil || strings.Contains(err.Error(), "secret") {
+	if _, _, err := dialBroker("amqp://user:secret@host", "laf", "test-node", logger); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("unknown scheme: %v", err)
 	}
 }
