@@ -3,6 +3,7 @@ package laf_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,13 @@ var errDown = errors.New("broker down")
 type faulty struct {
 	b    *laf.LocalBroker
 	down atomic.Bool
+
+	// While hung, publishes are held, answer outcome unknown at their
+	// deadline, and go out when it resumes, as a stopped broker process
+	// does with what it was sent; and nothing is heard.
+	hmu     sync.Mutex
+	hung    bool
+	pending [][2]string
 
 	mu      sync.Mutex
 	cancels []context.CancelFunc
@@ -50,12 +58,45 @@ func (f *faulty) PublishTo(ctx context.Context, channel string, msg []byte) (int
 	if f.down.Load() {
 		return 0, errDown
 	}
+	f.hmu.Lock()
+	if f.hung {
+		f.pending = append(f.pending, [2]string{channel, string(msg)})
+		f.hmu.Unlock()
+		<-ctx.Done()
+		return 0, fmt.Errorf("%w: %w", laf.ErrOutcomeUnknown, ctx.Err())
+	}
+	f.hmu.Unlock()
 	return f.b.PublishTo(ctx, channel, msg)
+}
+
+func (f *faulty) hang() {
+	f.hmu.Lock()
+	defer f.hmu.Unlock()
+	f.hung = true
+}
+
+// resume ends the hang of every f at once, then sends what they held.
+func resume(fs ...*faulty) {
+	var held [][][2]string
+	for _, f := range fs {
+		f.hmu.Lock()
+		held = append(held, f.pending)
+		f.hung, f.pending = false, nil
+		f.hmu.Unlock()
+	}
+	for i, f := range fs {
+		for _, m := range held[i] {
+			f.b.PublishTo(context.Background(), m[0], []byte(m[1]))
+		}
+	}
 }
 
 func (f *faulty) hear(fn func([]byte)) func([]byte) {
 	return func(msg []byte) {
-		if !f.down.Load() {
+		f.hmu.Lock()
+		hung := f.hung
+		f.hmu.Unlock()
+		if !f.down.Load() && !hung {
 			fn(msg)
 		}
 	}
