@@ -12,14 +12,22 @@ import (
 // A local socket is served directly: SendSocket returns what
 // Socket.SendMessage returns, or ErrNotFound if this node has no such
 // socket. With a broker, a socket's id names its node, and the send is
-// published to that node's channel alone. SendSocket then returns
-// ErrNotFound at once if the id names no node, or a node that said
-// goodbye, fell silent for three heartbeats, or whose channel the broker
-// has no subscriber for (Redis and NATS see a killed process's connection
-// close at once); a *BrokerError if the broker refused the send; and nil
-// once the broker took it. Delivery is then at most once: if the socket
-// closed a moment before, or the node dies before writing it, the message
-// is dropped without an error.
+// published to that node's channel alone, waiting at most the broker
+// timeout (WithBrokerTimeout). SendSocket then returns:
+//
+//   - ErrNotFound at once if the id names no node, or a node that said
+//     goodbye or fell silent for three heartbeats (see WithHeartbeat);
+//   - a *BrokerError if nothing left for that node: the broker refused
+//     the send or was not connected, or had no subscriber for the node's
+//     channel (Err is ErrNoSubscriber: the node died, or is reconnecting);
+//     a retry is safe;
+//   - an *OutcomeUnknownError (errors.Is(err, ErrOutcomeUnknown)) if the
+//     deadline passed, or the connection failed, after the send may have
+//     left: it may arrive, or not;
+//   - nil once the broker took it. Delivery is then at most once: if the
+//     socket closed a moment before (counted in Stats.DroppedNoSocket on
+//     its node), or the node dies before writing it, the message is
+//     dropped without an error.
 func (e *Endpoint) SendSocket(ctx context.Context, id string, m Message) error {
 	if s, ok := e.Socket(id); ok {
 		return s.out.enqueue(m)

@@ -31,9 +31,10 @@
 // (a flush): a server with no subscriber for the subject answers "no
 // responders" (NATS's status 503) before the flush's reply, so PublishTo
 // returns 0 then, and 1 otherwise. That is what lets laf answer
-// ErrNotFound for a room nobody holds, or a node whose process is gone,
-// at the cost of one round trip to the server per send; subscribers get
-// the message at the same time, so a send's latency barely changes.
+// ErrNotFound for a room nobody holds, and refuse at once a send to a node
+// whose process is gone, at the cost of one round trip to the server per
+// send; subscribers get the message at the same time, so a send's
+// latency barely changes.
 //
 // # Failures
 //
