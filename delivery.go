@@ -44,7 +44,8 @@ func (e *Endpoint) SendSocket(ctx context.Context, id string, m Message) error {
 // payload is shared, not copied per socket. Local sockets get m first;
 // if the broker then refuses it, Broadcast returns a *BrokerError whose
 // Local says how many local sockets got it, so that a caller does not
-// retry what was delivered.
+// retry what was delivered; if its outcome for other nodes is unknown,
+// an *OutcomeUnknownError with the same Local.
 func (e *Endpoint) Broadcast(ctx context.Context, m Message) error {
 	local := e.broadcastLocal(m)
 	if e.cluster == nil {
@@ -62,8 +63,10 @@ func (e *Endpoint) broadcastLocal(m Message) int {
 // channel, which only nodes with members hold. It returns ErrNotFound,
 // and sends nothing, if no socket is in room: none on this node and none
 // on a node holding the room's channel, as the broker counts its
-// subscribers. A *BrokerError says the broker refused it after local
-// members got it.
+// subscribers, while every node is known connected (else a *BrokerError
+// with ErrNoSubscriber: a node may be reconnecting). A *BrokerError or an
+// *OutcomeUnknownError says the send failed for other nodes, after local
+// members got it, as for Broadcast.
 func (e *Endpoint) SendRoom(ctx context.Context, room string, m Message) error {
 	return e.sendTo(ctx, wire.OpRoom, room, m)
 }

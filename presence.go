@@ -82,8 +82,8 @@ func (p Presence) Online(id string) bool {
 
 // OnlineContext reports whether a socket with the given id is live. A
 // socket of another node is looked up by asking that node, one message
-// each way; a node that has left, or whose channel the broker has no
-// subscriber for, answers false at once.
+// each way; a node that has left answers false at once, and one whose
+// channel the broker has no subscriber for, false with a *BrokerError.
 func (p Presence) OnlineContext(ctx context.Context, id string) (bool, error) {
 	if p.ep != nil {
 		if _, ok := p.ep.Socket(id); ok {
