@@ -13,12 +13,11 @@ package laf
 //	registry.mu → interests.mu                         (registry.notify, through cluster.queue)
 //	wsconn's Conn.wmu                                  (a leaf: every write, and the reader's answers)
 //
-// Leaves: the cluster's parts each hold their own lock and call no other
-// part while holding it: membership.mu, interests.mu (but for the line
-// above), queries.mu, health.mu, failLog.mu, cluster.stopMu; and
-// timers.mu (released before a ping is
-// written and before a close is decided), capacity.mu, Shared.mu,
-// Socket.valsMu.
+// Leaves: the cluster's parts, each of which holds its own lock and calls
+// no other part while holding it (membership.mu, interests.mu but for the
+// line above, queries.mu, health.mu, failLog.mu, cluster.stopMu);
+// timers.mu (released before a ping is written and before a close is
+// decided), capacity.mu, Shared.mu, Socket.valsMu.
 //
 // Writes hold Conn.wmu alone: the outbox's writer takes no laf lock while
 // it writes, a keepalive ping is written after timers.mu is released, and

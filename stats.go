@@ -40,7 +40,8 @@ type Stats struct {
 	Node string `json:"node,omitempty"`
 	// Broker is the broker's state as this node sees it: "" without a
 	// broker, "starting" until its channels are held, "up", or "down"
-	// while publishes fail or it does not hear its own beats.
+	// while publishes fail or time out, or the broker does not echo this
+	// node's probes (see Endpoint.Ready).
 	Broker string `json:"broker,omitempty"`
 	// Nodes is how many endpoints this node knows of, itself included, as
 	// Presence().Nodes() says; 0 without a broker.
