@@ -109,8 +109,9 @@ type cluster struct {
 	ready  chan struct{} // closed once this node's channels are held
 	chans  Channels      // set before ready is closed
 
-	beatWake chan struct{} // the socket count changed: beat soon
-	rejoined chan struct{} // this node hears itself again: ask for beats
+	beatWake  chan struct{} // the socket count changed: beat soon
+	probeWake chan struct{} // the broker took a publish after trouble: probe now
+	rejoined  chan struct{} // this node hears itself again: ask for beats
 
 	health   health
 	members  membership
@@ -153,6 +154,7 @@ func newCluster(b Broker, ep *Endpoint, cfg *config) *cluster {
 		cancel:    cancel,
 		ready:     make(chan struct{}),
 		beatWake:  make(chan struct{}, 1),
+		probeWake: make(chan struct{}, 1),
 		rejoined:  make(chan struct{}, 1),
 	}
 	c.health.init(cfg.heartbeat)
@@ -199,6 +201,10 @@ func (c *cluster) run() {
 		case <-probe.C:
 			c.probe()
 			c.expire()
+		case <-c.probeWake:
+			// The broker takes publishes again: see at once whether it
+			// echoes, rather than at the next tick.
+			c.probe()
 		case <-c.rejoined:
 			c.publishFor(allChannel, &wire.Envelope{Op: wire.OpSync})
 			c.beat()
@@ -285,11 +291,10 @@ func (c *cluster) expire() {
 }
 
 // publishFor publishes one of the cluster's own messages, bounded by the
-// broker timeout and the cluster's life.
+// broker timeout (publish sets it: a failure at that deadline is the
+// broker's, not a caller's that gave up) and the cluster's life.
 func (c *cluster) publishFor(channel string, env *wire.Envelope) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
-	defer cancel()
-	c.publish(ctx, channel, env)
+	c.publish(c.ctx, channel, env)
 }
 
 // receive handles a message from the broker. It runs on the adapter's
@@ -349,6 +354,13 @@ func (c *cluster) heardSelf(seq uint64) {
 	c.logger.Info("laf: hearing the broker again", "after", gap.Round(time.Millisecond))
 	select {
 	case c.rejoined <- struct{}{}:
+	default:
+	}
+}
+
+func (c *cluster) probeSoon() {
+	select {
+	case c.probeWake <- struct{}{}:
 	default:
 	}
 }

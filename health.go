@@ -56,8 +56,9 @@ func (h *health) joined(now time.Time) {
 
 // published records a publish's outcome. A confirmed one is a publish
 // that counted its subscribers (receivers ≥ 0): one that only handed the
-// message to a client's buffer proves nothing.
-func (h *health) published(now time.Time, receivers int, err error) {
+// message to a client's buffer proves nothing. It reports whether this
+// one is the first confirmed since trouble began: time to probe again.
+func (h *health) published(now time.Time, receivers int, err error) (recovered bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
@@ -67,8 +68,10 @@ func (h *health) published(now time.Time, receivers int, err error) {
 			h.cutAt = now
 		}
 	case receivers >= 0:
+		recovered = !h.cutAt.IsZero() && !h.okAt.After(h.cutAt)
 		h.okAt = now
 	}
+	return recovered
 }
 
 // probing numbers a new probe, sent now.

@@ -35,7 +35,9 @@ func (c *cluster) publish(ctx context.Context, channel string, env *wire.Envelop
 		}
 		return n, err
 	}
-	c.health.published(now, n, nil)
+	if c.health.published(now, n, nil) {
+		c.probeSoon()
+	}
 	if n >= 0 {
 		c.fails.ok(c.logger)
 	}

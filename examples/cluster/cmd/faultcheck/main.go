@@ -50,6 +50,7 @@ func main() {
 	length := flag.Duration("for", 10*time.Second, "how long the fault lasts")
 	heartbeat := flag.Duration("heartbeat", 5*time.Second, "the nodes' -heartbeat")
 	sockets := flag.Int("sockets", 20, "sockets on the second node")
+	verbose = flag.Bool("v", false, "print the nodes' logs from the fault on, to stderr")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "faultcheck: -bin is required")
@@ -63,6 +64,8 @@ func main() {
 	out, _ := json.MarshalIndent(r, "", "  ")
 	fmt.Println(string(out))
 }
+
+var verbose *bool
 
 // report is what faultcheck prints.
 type report struct {
@@ -435,6 +438,9 @@ func run(bin, kind, natsBin, fault string, length, heartbeat time.Duration, nsoc
 			lines++
 			if sample == "" && strings.Contains(l.text, "level=WARN") {
 				sample = l.text
+			}
+			if *verbose {
+				fmt.Fprintf(os.Stderr, "n%d %v %s\n", i+1, l.at.Sub(faultAt).Round(time.Millisecond), l.text)
 			}
 		}
 		n.mu.Unlock()
