@@ -179,8 +179,12 @@ func Register(src Source, provider metric.MeterProvider, opts ...Option) (metric
 		func(s *laf.Stats) uint64 { return s.HandlerErrors })
 	add("laf.handler.panics", "{panic}", "Panics recovered from the handler.",
 		func(s *laf.Stats) uint64 { return s.Panics })
-	add("laf.broker.publish.errors", "{error}", "Sends to other nodes that the broker did not take.",
+	add("laf.broker.publish.errors", "{error}", "Sends to other nodes that failed: not delivered, or outcome unknown.",
 		func(s *laf.Stats) uint64 { return s.PublishErrors })
+	add("laf.broker.publish.unknown", "{error}", "Of the failed sends to other nodes, those whose outcome is unknown: they may have been delivered.",
+		func(s *laf.Stats) uint64 { return s.PublishUnknown })
+	add("laf.messages.dropped_no_socket", "{message}", "Messages from other nodes that found no socket here: it had closed, or the room's last member had left.",
+		func(s *laf.Stats) uint64 { return s.DroppedNoSocket })
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ func distinct() fixed {
 		Live: 3, Accepted: 101, Refused: 102, CapRefused: 100, MessagesIn: 103, BytesIn: 104,
 		MessagesOut: 105, BytesOut: 106, Dropped: 107, Replaced: 112, RateDropped: 113,
 		SlowClosed: 108, HandlerErrors: 109, Panics: 110, PublishErrors: 111,
+		PublishUnknown: 114, DroppedNoSocket: 115,
 	}
 	for c := laf.CausePeer; int(c) < len(st.Closes); c++ {
 		st.Closes[c] = 200 + uint64(c)
@@ -136,7 +137,9 @@ func want(st laf.Stats, attrs ...attribute.KeyValue) []metricdata.Metrics {
 		count("laf.slow_consumers.closed", "{socket}", "WebSocket connections closed by the CloseSlow policy for not keeping up.", st.SlowClosed),
 		count("laf.handler.errors", "{error}", "Errors returned by the handler.", st.HandlerErrors),
 		count("laf.handler.panics", "{panic}", "Panics recovered from the handler.", st.Panics),
-		count("laf.broker.publish.errors", "{error}", "Sends to other nodes that the broker did not take.", st.PublishErrors),
+		count("laf.broker.publish.errors", "{error}", "Sends to other nodes that failed: not delivered, or outcome unknown.", st.PublishErrors),
+		count("laf.broker.publish.unknown", "{error}", "Of the failed sends to other nodes, those whose outcome is unknown: they may have been delivered.", st.PublishUnknown),
+		count("laf.messages.dropped_no_socket", "{message}", "Messages from other nodes that found no socket here: it had closed, or the room's last member had left.", st.DroppedNoSocket),
 	}
 }
 
