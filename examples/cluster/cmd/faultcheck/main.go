@@ -80,7 +80,7 @@ type report struct {
 	MaxBlock        string         // the longest a push waited for its answer
 	NotReadyAfter   []string       // per node: from the fault to /readyz 503 ("never": stayed 200)
 	ReadyAfter      []string       // per node: from the end of the fault to /readyz 200 for good
-	PushesFlowAfter string         // from the end of the fault to the first 202 after which every push got 202
+	PushesFlowAfter string         // from the end of the fault to the answer of the first push after the last that failed (not 202, or 202 and lost)
 	ReadyzDuring    []string       // per node: the /readyz bodies seen during the fault
 	LogLines        []int          // per node: lines logged from the fault to the end
 	LogSample       []string       // per node: the first warning logged after the fault began
@@ -384,13 +384,21 @@ func run(bin, kind, natsBin, fault string, length, heartbeat time.Duration, nsoc
 		}
 	}
 	r.MaxBlock = maxBlock.Round(time.Millisecond).String()
+	if *verbose {
+		for _, p := range pushes {
+			if p.sent.After(faultAt.Add(-time.Second)) && p.sent.Before(endAt.Add(3*time.Second)) {
+				fmt.Fprintf(os.Stderr, "push %s sent %v took %v: %d, arrived %d\n", p.body,
+					p.sent.Sub(faultAt).Round(time.Millisecond), p.took.Round(time.Millisecond), p.status, got[p.body])
+			}
+		}
+	}
 	r.PushesFlowAfter = "never"
 	if lastBad.Before(faultAt) {
 		r.PushesFlowAfter = "no failure"
 	} else {
 		for _, p := range pushes {
 			if p.sent.After(lastBad) {
-				r.PushesFlowAfter = p.sent.Sub(endAt).Round(time.Millisecond).String()
+				r.PushesFlowAfter = p.sent.Add(p.took).Sub(endAt).Round(time.Millisecond).String()
 				break
 			}
 		}
