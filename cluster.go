@@ -2,13 +2,8 @@ package laf
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +18,7 @@ import (
 //	health.go      readiness: is the broker taking and echoing this node's messages
 //	membership.go  the other nodes and failure detection
 //	interest.go    the room and identity channels this node holds
-//	routing.go     publishing sends, and what their answers mean
+//	routing.go     channel names, publishing sends, and what their answers mean
 //	queries.go     presence questions to other nodes and their answers
 
 // DefaultPresenceTimeout bounds the presence methods that ask other nodes
@@ -34,59 +29,6 @@ const DefaultPresenceTimeout = 2 * time.Second
 // ErrNotReady is returned by Endpoint.Ready and Emitter.Ready while the
 // node is not, or no longer, connected to its cluster; the error says why.
 var ErrNotReady = errors.New("laf: not connected to the cluster")
-
-// The channels laf uses; see Broker.
-const allChannel = ""
-
-func nodeChannel(node string) string { return "n." + node }
-
-// keyChannel returns the channel of a room (op OpRoom) or an identity
-// (OpIdentity). A key of up to 64 characters of [A-Za-z0-9_-] is used as
-// it is, for readable channels; any other is hashed, under another
-// prefix. Receivers check the key in the envelope, so a collision could
-// only cost a node a message it then ignores.
-func keyChannel(op wire.Op, key string) string {
-	prefix := "r."
-	if op == wire.OpIdentity {
-		prefix = "i."
-	}
-	if plainToken(key) {
-		return prefix + key
-	}
-	sum := sha256.Sum256([]byte(key))
-	return strings.ToUpper(prefix) + hex.EncodeToString(sum[:16])
-}
-
-func plainToken(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// newNodeID returns a node's id: 64 random bits, 11 characters of
-// [A-Za-z0-9_-]. It is new for every process, so that a restarted node
-// is never taken for the one before it.
-func newNodeID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// nodeOf returns the node named in a socket id ("NODE.RANDOM"), or "".
-func nodeOf(id string) string {
-	node, _, ok := strings.Cut(id, ".")
-	if !ok {
-		return ""
-	}
-	return node
-}
 
 // cluster is a node's part in a cluster through a Broker. It publishes
 // sends to the channels of nodes, rooms and identities (routing.go),

@@ -2,7 +2,12 @@ package laf
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"strings"
 	"log/slog"
 	"sync"
 	"time"
@@ -17,6 +22,59 @@ import (
 // this node reconnecting itself; a node that is gone is answered
 // ErrNotFound once it said goodbye or missed three heartbeats.
 var ErrNoSubscriber = errors.New("laf: the broker has no subscriber for it now: gone or reconnecting")
+
+// The channels laf uses; see Broker.
+const allChannel = ""
+
+func nodeChannel(node string) string { return "n." + node }
+
+// keyChannel returns the channel of a room (op OpRoom) or an identity
+// (OpIdentity). A key of up to 64 characters of [A-Za-z0-9_-] is used as
+// it is, for readable channels; any other is hashed, under another
+// prefix. Receivers check the key in the envelope, so a collision could
+// only cost a node a message it then ignores.
+func keyChannel(op wire.Op, key string) string {
+	prefix := "r."
+	if op == wire.OpIdentity {
+		prefix = "i."
+	}
+	if plainToken(key) {
+		return prefix + key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return strings.ToUpper(prefix) + hex.EncodeToString(sum[:16])
+}
+
+func plainToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// newNodeID returns a node's id: 64 random bits, 11 characters of
+// [A-Za-z0-9_-]. It is new for every process, so that a restarted node
+// is never taken for the one before it.
+func newNodeID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// nodeOf returns the node named in a socket id ("NODE.RANDOM"), or "".
+func nodeOf(id string) string {
+	node, _, ok := strings.Cut(id, ".")
+	if !ok {
+		return ""
+	}
+	return node
+}
 
 // publish encodes env and publishes it to channel, bounded by ctx and the
 // broker timeout. It returns how many subscriptions took it (-1: the
