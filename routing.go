@@ -7,8 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"strings"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
