@@ -357,7 +357,7 @@ func run(bin, kind, natsBin, fault string, length, heartbeat time.Duration, nsoc
 			r.Duplicated += n - 1
 		}
 		if p.sent.Before(faultAt) {
-			if p.status != 202 {
+			if p.status != 202 && p.sent.After(lastBad) {
 				lastBad = p.sent
 			}
 			continue
@@ -379,8 +379,8 @@ func run(bin, kind, natsBin, fault string, length, heartbeat time.Duration, nsoc
 				r.Arrived504++
 			}
 		}
-		if p.status != 202 || n == 0 {
-			lastBad = p.sent
+		if (p.status != 202 || n == 0) && p.sent.After(lastBad) {
+			lastBad = p.sent // pushes are in the order they were answered, not sent
 		}
 	}
 	r.MaxBlock = maxBlock.Round(time.Millisecond).String()
@@ -399,7 +399,7 @@ func run(bin, kind, natsBin, fault string, length, heartbeat time.Duration, nsoc
 		for _, p := range pushes {
 			if p.sent.After(lastBad) {
 				r.PushesFlowAfter = p.sent.Add(p.took).Sub(endAt).Round(time.Millisecond).String()
-				break
+				break // the first answered
 			}
 		}
 	}
