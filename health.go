@@ -142,40 +142,48 @@ func (h *health) state(now time.Time) int32 {
 	switch {
 	case h.joinedAt.IsZero():
 		return stateStarting
-	case h.problem(now) != "":
+	case h.problem(now) != fine:
 		return stateDown
 	}
 	return stateUp
 }
 
-// problem says what is wrong now, or "". h.mu is held.
-func (h *health) problem(now time.Time) string {
+// What is wrong with the broker now.
+const (
+	fine    = iota
+	failing // the last publish failed for the broker's sake
+	deaf    // a probe went unanswered for half a heartbeat
+)
+
+// problem says what is wrong now. h.mu is held.
+func (h *health) problem(now time.Time) int {
 	h.checkDeaf(now)
-	if h.failAt.After(h.okAt) {
-		return "broker publishes failing"
+	switch {
+	case h.failAt.After(h.okAt):
+		return failing
+	case !h.deafAt.IsZero():
+		return deaf
 	}
-	if !h.deafAt.IsZero() {
-		return fmt.Sprintf("the broker has not echoed this node's probe for %v", now.Sub(h.deafAt).Round(time.Millisecond))
-	}
-	return ""
+	return fine
 }
 
 // readyErr says why the node is not ready now, with the error of now,
-// never one from an earlier fault; or returns nil. failing is the
+// never one from an earlier fault; or returns nil. subErr is the
 // interest's subscription error, if any.
-func (h *health) readyErr(now time.Time, failing error) error {
+func (h *health) readyErr(now time.Time, subErr error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.joinedAt.IsZero() {
 		return &readyError{why: "subscribing", err: h.joinErr}
 	}
-	switch why := h.problem(now); {
-	case why == "broker publishes failing":
-		return &readyError{why: why, err: h.failErr}
-	case why != "":
-		return &readyError{why: why}
-	case failing != nil:
-		return &readyError{why: "some subscriptions failed", err: failing}
+	switch h.problem(now) {
+	case failing:
+		return &readyError{why: "broker publishes failing", err: h.failErr}
+	case deaf:
+		return &readyError{why: fmt.Sprintf("the broker has not echoed this node's probe for %v", now.Sub(h.deafAt).Round(time.Millisecond))}
+	}
+	if subErr != nil {
+		return &readyError{why: "some subscriptions failed", err: subErr}
 	}
 	return nil
 }

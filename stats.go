@@ -106,8 +106,9 @@ type traffic struct {
 	_                                          [32]byte // to a 64-byte line
 }
 
-// Stats returns the Endpoint's counters. It takes no lock and does not
-// allocate, so it is cheap to call often. Each counter is read atomically;
+// Stats returns the Endpoint's counters. It does not allocate, and takes
+// no lock but, with a broker, the cluster's health lock for a moment, so
+// it is cheap to call often. Each counter is read atomically;
 // the set is not one instant's.
 func (e *Endpoint) Stats() Stats {
 	c := &e.stats
