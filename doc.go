@@ -112,8 +112,10 @@
 //
 // On Linux a socket whose peer has been silent for a quarter to half a
 // second, with nothing half read, gives up its goroutine and waits in
-// its Endpoint's epoll set; the peer's next bytes, or the connection's
-// close, give it one again. An idle socket then costs about 5 KiB.
+// its Endpoint's epoll set, which answers the peer's pings and counts its
+// pongs; the peer's next data, or the connection's close, give it one
+// again. An idle socket then costs about 5 KiB. One schedule per Endpoint
+// sends every socket's keepalive pings, spread over the interval.
 //
 // # Clusters
 //

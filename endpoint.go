@@ -29,6 +29,7 @@ type Endpoint struct {
 	frameBatches sync.Pool // *frameBatch scratch for writing
 	late         lateFlusher
 	poll         poller // the parked sockets
+	pinger       pinger // the keepalive
 	capacity     capacity
 	// aborted is done once Shutdown's context ends: every event's
 	// context is then done.

@@ -1,40 +1,219 @@
 package laf
 
 import (
+	"container/heap"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lafgo/laf/internal/wsconn"
 )
 
-// timers are a socket's keepalive, idle and lifetime timers. A stopped or
-// idle timer costs no goroutine; a callback runs briefly when one fires.
+// pinger is an Endpoint's keepalive: one schedule of every socket's next
+// ping or pong check, and one timer for the earliest of them. When the
+// timer fires, one goroutine pings every socket then due with a write
+// that does not wait (see wsconn's PingNow), and closes those whose pong
+// is overdue: a ping round starts no goroutine per socket, and pongs are
+// counted by whoever reads them (the socket's goroutine, or the poller
+// while it is parked) with no goroutine woken for them either.
+//
+// Each socket's first ping comes at a random point in the second half of
+// its first interval, and each later one an interval after the one
+// before: sockets connected together are not pinged together.
+type pinger struct {
+	interval, timeout time.Duration
+
+	mu    sync.Mutex  // a leaf: see locks.go
+	queue pingQueue   // the sockets by their next check
+	timer *time.Timer // armed for the first check; nil before the first socket
+	armed time.Time   // when timer fires; zero while it is stopped
+}
+
+// pingState is a socket's place in its Endpoint's keepalive, guarded by
+// pinger.mu.
+type pingState struct {
+	next        time.Time // the next check: a ping, or a pong's deadline
+	index       int       // in pinger.queue; -1 once out of it
+	awaiting    bool      // a ping is out, and its pong not yet seen
+	pongsAtPing uint64    // the connection's pongs when it went
+	pingAt      time.Time // when it went
+}
+
+// pingSlack is how much later than due a check may run, so that one
+// timer wake-up serves every socket due within it (see slack).
+const pingSlack = 20 * time.Millisecond
+
+// slack is pingSlack, or less for intervals and timeouts that short.
+func (p *pinger) slack() time.Duration {
+	return min(pingSlack, p.interval/4, p.timeout/4)
+}
+
+// add schedules s's first ping.
+func (p *pinger) add(s *Socket) {
+	first := p.interval/2 + rand.N(p.interval/2+1)
+	p.mu.Lock()
+	s.ping.next = time.Now().Add(first)
+	heap.Push(&p.queue, s)
+	p.arm()
+	p.mu.Unlock()
+}
+
+// remove takes s out of the schedule, if it is in it.
+func (p *pinger) remove(s *Socket) {
+	p.mu.Lock()
+	if s.ping.index >= 0 {
+		heap.Remove(&p.queue, s.ping.index)
+	}
+	p.mu.Unlock()
+}
+
+// arm sets the timer for the first check, if it is not already set for
+// about then. p.mu is held.
+func (p *pinger) arm() {
+	if len(p.queue) == 0 {
+		if p.timer != nil && !p.armed.IsZero() {
+			p.timer.Stop()
+			p.armed = time.Time{}
+		}
+		return
+	}
+	at := p.queue[0].ping.next
+	if !p.armed.IsZero() && !at.Before(p.armed.Add(-p.slack())) {
+		return // the armed timer comes soon enough
+	}
+	d := max(time.Until(at), p.slack())
+	p.armed = time.Now().Add(d)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(d, p.round)
+	} else {
+		p.timer.Reset(d)
+	}
+}
+
+// round runs the checks that are due: it pings every socket whose ping
+// is due, once the pong of its last ping has come, and closes with
+// CausePingTimeout every socket whose pong is overdue. A pong is read
+// only between messages: while the Func runs, a missing pong says nothing
+// about the peer, and the wait goes on.
+func (p *pinger) round() {
+	var ping, late []*Socket
+	p.mu.Lock()
+	p.armed = time.Time{}
+	now := time.Now()
+	horizon := now.Add(p.slack())
+	for len(p.queue) > 0 && !p.queue[0].ping.next.After(horizon) {
+		s := p.queue[0]
+		st := &s.ping
+		if st.awaiting && s.conn.Pongs() != st.pongsAtPing {
+			st.awaiting = false
+		}
+		switch {
+		case st.awaiting && now.Before(st.pingAt.Add(p.timeout)):
+			st.next = minTime(st.pingAt.Add(p.timeout), now.Add(p.interval))
+		case st.awaiting && s.inHandler.Load():
+			st.next = now.Add(min(p.timeout, p.interval))
+		case st.awaiting:
+			heap.Pop(&p.queue)
+			late = append(late, s)
+			continue
+		case !st.pingAt.IsZero() && now.Before(st.pingAt.Add(p.interval).Add(-pingSlack)):
+			st.next = st.pingAt.Add(p.interval)
+		default:
+			st.awaiting, st.pongsAtPing, st.pingAt = true, s.conn.Pongs(), now
+			st.next = now.Add(min(p.timeout, p.interval))
+			ping = append(ping, s)
+		}
+		if !st.next.After(horizon) {
+			st.next = horizon.Add(1) // in the next round: this one ends
+		}
+		heap.Fix(&p.queue, 0)
+	}
+	p.arm()
+	p.mu.Unlock()
+
+	for _, s := range ping {
+		s.pingNow()
+	}
+	for _, s := range late {
+		s.out.decide(closeFor(CausePingTimeout))
+	}
+}
+
+// pingNow writes a ping without waiting if it can, and otherwise leaves
+// it to a goroutine that waits for the writer, or for room in the socket
+// buffer. An error means the connection is closing: the read loop sees
+// why, and reports the true cause.
+func (s *Socket) pingNow() {
+	if err := s.conn.PingNow(); err == wsconn.ErrWouldBlock {
+		go s.conn.Ping(nil)
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// pingQueue is a min-heap of sockets by their next keepalive check.
+type pingQueue []*Socket
+
+func (q pingQueue) Len() int           { return len(q) }
+func (q pingQueue) Less(i, j int) bool { return q[i].ping.next.Before(q[j].ping.next) }
+func (q pingQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].ping.index, q[j].ping.index = i, j
+}
+func (q *pingQueue) Push(x any) {
+	s := x.(*Socket)
+	s.ping.index = len(*q)
+	*q = append(*q, s)
+}
+func (q *pingQueue) Pop() any {
+	old := *q
+	s := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	s.ping.index = -1
+	if cap(*q) > 64 && len(*q) < cap(*q)/4 {
+		*q = append(pingQueue(nil), *q...) // give back what a crowd left
+	}
+	return s
+}
+
+// timers are a socket's idle and lifetime timers, made only for those
+// configured. A stopped or idle timer costs no goroutine; a callback runs
+// briefly when one fires.
 type timers struct {
-	mu          sync.Mutex // guards the fields below; never held across a ping
-	off         bool
-	awaiting    bool                    // a ping is out, and its pong not yet seen
-	pongsAtPing uint64                  // the connection's pongs when it went
-	pingAt      time.Time               // when the last ping went
-	t           [timerCount]*time.Timer // nil for those turned off
-	pinging     sync.WaitGroup          // a keepalive under way, which stop waits for
+	mu  sync.Mutex // guards the fields below; a leaf
+	off bool
+	t   [timerCount]*time.Timer // nil for those turned off
 }
 
 // A socket's timers, by index in timers.t.
 const (
-	pingTimer     = iota // WithPing
-	idleTimer            // WithIdleTimeout
+	idleTimer     = iota // WithIdleTimeout
 	readIdleTimer        // WithReadIdleTimeout
 	lifeTimer            // WithMaxLifetime
 	timerCount
 )
 
+// startTimers schedules the socket's keepalive and makes its timers.
 func (s *Socket) startTimers() {
 	cfg := &s.ep.cfg
-	t := &s.timers
+	s.ping.index = -1
+	if cfg.pingInterval > 0 {
+		s.ep.pinger.add(s)
+	}
+	if cfg.idleTimeout <= 0 && cfg.readIdle <= 0 && cfg.maxLifetime <= 0 {
+		return
+	}
+	t := new(timers)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if cfg.pingInterval > 0 {
-		t.t[pingTimer] = time.AfterFunc(cfg.pingInterval, s.keepalive)
-	}
+	s.timers = t
 	if cfg.idleTimeout > 0 {
 		t.t[idleTimer] = time.AfterFunc(cfg.idleTimeout, func() { s.checkIdle(idleTimer, cfg.idleTimeout, &s.lastActive) })
 	}
@@ -46,10 +225,15 @@ func (s *Socket) startTimers() {
 	}
 }
 
-// stopTimers stops the timers and waits for a keepalive under way, which
-// returns promptly once the connection is closed.
+// stopTimers takes the socket out of the keepalive and stops its timers.
 func (s *Socket) stopTimers() {
-	t := &s.timers
+	if s.ep.cfg.pingInterval > 0 {
+		s.ep.pinger.remove(s)
+	}
+	t := s.timers
+	if t == nil {
+		return
+	}
 	t.mu.Lock()
 	t.off = true
 	for _, tm := range t.t {
@@ -58,7 +242,6 @@ func (s *Socket) stopTimers() {
 		}
 	}
 	t.mu.Unlock()
-	t.pinging.Wait()
 }
 
 // reset arms timer i again for d, unless the timers are stopped.
@@ -68,54 +251,6 @@ func (t *timers) reset(i int, d time.Duration) {
 		t.t[i].Reset(d)
 	}
 	t.mu.Unlock()
-}
-
-// keepalive runs each time the ping timer fires. It pings once a ping
-// interval has passed since the last ping and that ping's pong has come,
-// and closes the socket with CausePingTimeout if the pong has not come
-// within the pong timeout. Pongs are read only between messages: while
-// the Func runs, a missing pong says nothing about the peer, and the wait
-// goes on.
-func (s *Socket) keepalive() {
-	t := &s.timers
-	cfg := &s.ep.cfg
-	t.mu.Lock()
-	if t.off {
-		t.mu.Unlock()
-		return
-	}
-	now := time.Now()
-	if t.awaiting && s.conn.Pongs() != t.pongsAtPing {
-		t.awaiting = false
-	}
-	if t.awaiting {
-		left := t.pingAt.Add(cfg.pongTimeout).Sub(now)
-		switch {
-		case left > 0:
-			t.t[pingTimer].Reset(min(left, cfg.pingInterval))
-		case s.inHandler.Load():
-			t.t[pingTimer].Reset(min(cfg.pongTimeout, cfg.pingInterval))
-		default:
-			t.mu.Unlock()
-			s.out.decide(closeFor(CausePingTimeout))
-			return
-		}
-		t.mu.Unlock()
-		return
-	}
-	if due := t.pingAt.Add(cfg.pingInterval).Sub(now); due > 0 && !t.pingAt.IsZero() {
-		t.t[pingTimer].Reset(due)
-		t.mu.Unlock()
-		return
-	}
-	t.awaiting, t.pongsAtPing, t.pingAt = true, s.conn.Pongs(), now
-	t.t[pingTimer].Reset(min(cfg.pongTimeout, cfg.pingInterval))
-	t.pinging.Add(1)
-	t.mu.Unlock()
-	// An error means the connection is closing: the read loop sees why,
-	// and reports the true cause.
-	s.conn.Ping(nil)
-	t.pinging.Done()
 }
 
 // checkIdle closes the socket if the last message it counts (last, a

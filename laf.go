@@ -56,6 +56,7 @@ func Handler(fn Func, opts ...Option) *Endpoint {
 		panic("laf: nil Func")
 	}
 	e := &Endpoint{fn: fn, cfg: newConfig(opts), reg: newRegistry()}
+	e.pinger.interval, e.pinger.timeout = e.cfg.pingInterval, e.cfg.pongTimeout
 	e.streams = newStreams(e.cfg.historySize, e.cfg.historyTTL)
 	e.reg.hook = e.cfg.roomHook
 	e.aborted, e.abort = context.WithCancel(context.Background())

@@ -13,10 +13,14 @@ package laf
 //	registry.mu → cluster.imu                          (registry.notify)
 //	wsconn's Conn.wmu                                  (a leaf: every write, and the reader's answers)
 //
-// Leaves: cluster.mu, failLog.mu, timers.mu (released before a ping is
-// written and before a close is decided), capacity.mu, Shared.mu,
-// Socket.valsMu.
+// Leaves: cluster.mu, failLog.mu, timers.mu (released before a close is
+// decided), pinger.mu (released before a ping is written and before a
+// close is decided), capacity.mu, Shared.mu, Socket.valsMu.
 //
 // Writes hold Conn.wmu alone: the outbox's writer takes no laf lock while
-// it writes, a keepalive ping is written after timers.mu is released, and
-// the socket's goroutine answers pings and close frames holding nothing.
+// it writes, a keepalive ping is written after pinger.mu is released, and
+// the socket's goroutine, or the poller for a parked socket (after taking
+// it out of parked, poller.mu released), answers pings and close frames
+// holding nothing. The keepalive and the poller only try Conn.wmu
+// (TryLock): when it is held, a goroutine that may wait writes the ping,
+// and the parked socket is woken to answer the peer's ping itself.

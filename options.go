@@ -216,10 +216,12 @@ func WithShared(s *Shared) Option {
 	return option(func(c *config) { c.shared = s })
 }
 
-// WithPing pings every socket after each interval of its life (default
-// DefaultPingInterval, 30 s) and closes it with cause CausePingTimeout
+// WithPing pings every socket once per interval (default
+// DefaultPingInterval, 30 s), the first time at a random point in the
+// second half of its first interval so that sockets connected together
+// are not pinged together, and closes it with cause CausePingTimeout
 // when no pong comes back within timeout (default DefaultPongTimeout,
-// 10 s). This keeps idle connections alive through proxies and finds
+// 10 s). One timer per Endpoint drives every socket's pings. This keeps idle connections alive through proxies and finds
 // half-open TCP connections. Pongs are read between messages, so a ping
 // sent while the Func is running is not held against the socket. An
 // interval of zero or less turns pings off; a timeout of zero or less

@@ -30,6 +30,8 @@ type poller struct {
 	running bool                 // the poller's goroutine runs
 	failed  time.Time            // when the epoll set last failed; no park until parkRetry later
 	events  []syscall.EpollEvent // the goroutine's
+	woken   uint64               // sockets resumed
+	served  uint64               // wake-ups served with the socket left parked (control frames)
 }
 
 // parkRetry is how long sockets keep their goroutines after the epoll set
@@ -116,8 +118,54 @@ func (p *poller) take(token uint64) *Socket {
 // unpark resumes s if it is parked: its connection has been closed.
 func (p *poller) unpark(s *Socket) {
 	if p.take(s.token) == s {
-		go s.resume()
+		p.wake(s)
 	}
+}
+
+// serve handles what the socket parked under token has received, if it
+// still is parked: control frames are served where they are (see
+// wsconn's ServeParked), and the socket is parked again; anything else
+// resumes it. While it is served, the socket is out of parked, so that a
+// close (unpark) leaves it to serve; the park again then fails on the
+// closed connection, and resumes it.
+func (p *poller) serve(token uint64) {
+	p.mu.Lock()
+	s := p.parked[token]
+	delete(p.parked, token)
+	p.mu.Unlock()
+	if s == nil {
+		return
+	}
+	if s.conn.ServeParked() {
+		p.wake(s)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ev := syscall.EpollEvent{
+		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd:     int32(uint32(token)),
+		Pad:    int32(uint32(token >> 32)),
+	}
+	var err error
+	cerr := s.conn.Raw().Control(func(fd uintptr) {
+		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+	})
+	if cerr != nil || err != nil {
+		p.woken++
+		go s.resume()
+		return
+	}
+	p.parked[token] = s
+	p.served++
+}
+
+// wake resumes s, taken out of parked, on a goroutine of its own.
+func (p *poller) wake(s *Socket) {
+	p.mu.Lock()
+	p.woken++
+	p.mu.Unlock()
+	go s.resume()
 }
 
 // forget takes s's connection out of the epoll set, once s has been
@@ -162,7 +210,7 @@ func (p *poller) run() {
 		p.ep = nil
 		p.mu.Unlock()
 		for _, s := range parked {
-			go s.resume()
+			p.wake(s)
 		}
 		return
 	}
@@ -178,8 +226,10 @@ func (p *poller) poll(fd uintptr) bool {
 		}
 		for _, ev := range p.events[:max(n, 0)] {
 			token := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if s := p.take(token); s != nil {
-				go s.resume()
+			if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
+				p.serve(token)
+			} else if s := p.take(token); s != nil {
+				p.wake(s)
 			}
 		}
 		if n == len(p.events) {
@@ -193,6 +243,14 @@ func (p *poller) poll(fd uintptr) bool {
 		}
 		return false
 	}
+}
+
+// wakeups returns how many times a parked socket was resumed, and how
+// many times one was served and left parked.
+func (p *poller) wakeups() (woken, served uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.woken, p.served
 }
 
 // count returns how many sockets are parked, and whether the poller's

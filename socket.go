@@ -42,7 +42,8 @@ type Socket struct {
 
 	out    outbox              // the write side: queue, writer, close decision
 	rooms  map[string]struct{} // guarded by the registry's mu
-	timers timers
+	ping   pingState           // guarded by the Endpoint's pinger.mu
+	timers *timers             // nil without an idle or lifetime limit
 
 	inHandler  atomic.Bool
 	lastActive atomic.Int64 // since born, in ns; kept only with an idle timeout
