@@ -13,7 +13,7 @@ import (
 // pinger is an Endpoint's keepalive: one schedule of every socket's next
 // ping or pong check, and one timer for the earliest of them. When the
 // timer fires, one goroutine pings every socket then due with a write
-// that does not wait (see wsconn's PingNow), and closes those whose pong
+// that does not wait (see wsconn's ControlIO), and closes those whose pong
 // is overdue: a ping round starts no goroutine per socket, and pongs are
 // counted by whoever reads them (the socket's goroutine, or the poller
 // while it is parked) with no goroutine woken for them either.
@@ -132,8 +132,12 @@ func (p *pinger) round() {
 	p.arm()
 	p.mu.Unlock()
 
-	for _, s := range ping {
-		s.pingNow()
+	if len(ping) > 0 {
+		cio := controlIOs.Get().(*wsconn.ControlIO)
+		for _, s := range ping {
+			s.pingNow(cio)
+		}
+		controlIOs.Put(cio)
 	}
 	for _, s := range late {
 		s.out.decide(closeFor(CausePingTimeout))
@@ -144,8 +148,8 @@ func (p *pinger) round() {
 // it to a goroutine that waits for the writer, or for room in the socket
 // buffer. An error means the connection is closing: the read loop sees
 // why, and reports the true cause.
-func (s *Socket) pingNow() {
-	if err := s.conn.PingNow(); err == wsconn.ErrWouldBlock {
+func (s *Socket) pingNow(cio *wsconn.ControlIO) {
+	if err := cio.Ping(s.conn); err == wsconn.ErrWouldBlock {
 		go s.conn.Ping(nil)
 	}
 }
@@ -156,6 +160,9 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// controlIOs are the pinger's scratch for writing pings without waiting.
+var controlIOs = sync.Pool{New: func() any { return wsconn.NewControlIO() }}
 
 // pingQueue is a min-heap of sockets by their next keepalive check.
 type pingQueue []*Socket

@@ -295,3 +295,32 @@ func TestFirstPingsAreSpread(t *testing.T) {
 	// second with a chance of about 1 in 10^9.
 	assert.Greater(t, hi-lo, interval/10, "the first pings came together")
 }
+
+// A bad control frame that reaches a parked socket wakes it, and the
+// socket fails the connection as its goroutine would have: 1002.
+func TestParkedSocketBadControlFrames(t *testing.T) {
+	unmasked := []byte{0x89, 0x01, 'p'}
+	for name, frame := range map[string][]byte{
+		"unmasked ping":   unmasked,
+		"long ping":       rawws.EncodeFrame(true, 0, rawws.OpPing, make([]byte, 126)),
+		"fragmented ping": rawws.EncodeFrame(false, 0, rawws.OpPing, []byte("p")),
+		"pong with RSV1":  rawws.EncodeFrame(true, 4, rawws.OpPong, nil),
+		"reserved opcode": rawws.EncodeFrame(true, 0, 0xB, nil),
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := laftest.NewServer(t, echo)
+			rc, err := rawws.Dial(context.Background(), srv.WSURL)
+			require.NoError(t, err)
+			t.Cleanup(func() { rc.Close() })
+			waitParked(t, srv.Endpoint)
+			// A good pong first, served where the socket is parked.
+			require.NoError(t, rc.WriteRaw(append(rawws.EncodeFrame(true, 0, rawws.OpPong, nil), frame...)))
+			f, _, err := rc.ReadFrame(10*time.Second, 0)
+			require.NoError(t, err)
+			require.Equal(t, rawws.OpClose, f.Opcode)
+			code, _, err := f.CloseStatus()
+			require.NoError(t, err)
+			assert.Equal(t, 1002, code)
+		})
+	}
+}

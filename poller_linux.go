@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lafgo/laf/internal/wsconn"
 )
 
 // canPark: a socket can wait for its peer with no goroutine (see park).
@@ -32,6 +34,7 @@ type poller struct {
 	events  []syscall.EpollEvent // the goroutine's
 	woken   uint64               // sockets resumed
 	served  uint64               // wake-ups served with the socket left parked (control frames)
+	control *wsconn.ControlIO    // the goroutine's
 }
 
 // parkRetry is how long sockets keep their goroutines after the epoll set
@@ -124,7 +127,7 @@ func (p *poller) unpark(s *Socket) {
 
 // serve handles what the socket parked under token has received, if it
 // still is parked: control frames are served where they are (see
-// wsconn's ServeParked), and the socket is parked again; anything else
+// wsconn's ControlIO.Serve), and the socket is parked again; anything else
 // resumes it. While it is served, the socket is out of parked, so that a
 // close (unpark) leaves it to serve; the park again then fails on the
 // closed connection, and resumes it.
@@ -136,7 +139,10 @@ func (p *poller) serve(token uint64) {
 	if s == nil {
 		return
 	}
-	if s.conn.ServeParked() {
+	if p.control == nil {
+		p.control = wsconn.NewControlIO()
+	}
+	if p.control.Serve(s.conn) {
 		p.wake(s)
 		return
 	}

@@ -10,11 +10,34 @@ import (
 // what needs that goroutine (data, a close frame, anything invalid or
 // cut short, the end of the stream) wakes it.
 
-// parkedPeek is how many bytes ServeParked looks at per read: several
-// control frames from a client (each at most 2+4+125 bytes).
-const parkedPeek = 512
+// controlPeek is how many bytes Serve looks at per read: several control
+// frames from a client (each at most 2+4+125 bytes).
+const controlPeek = 512
 
-// ServeParked handles the control frames that have arrived on a parked
+// ControlIO writes and reads control frames without waiting, for
+// connections that have no goroutine of their own: a parked connection's
+// pings and pongs (Serve), and keepalive pings (Ping). It holds the
+// buffers and callbacks that need, made once, so that a ping round or a
+// poller's wake-up allocates nothing. One goroutine at a time may use it.
+type ControlIO struct {
+	buf   [controlPeek]byte
+	frame [2 + 125]byte
+	b     []byte // what read or write works on
+	flags int    // read's recv flags
+	n     int
+	err   error
+	read  func(fd uintptr) bool
+	write func(fd uintptr) bool
+}
+
+// NewControlIO returns a ControlIO.
+func NewControlIO() *ControlIO {
+	cio := new(ControlIO)
+	cio.read, cio.write = cio.readFD, cio.writeFD // made once: a method value allocates
+	return cio
+}
+
+// Serve handles the control frames that have arrived on a parked
 // connection, while nothing reads it (ReadMessage returned ErrPark and
 // has not been called since), and reports whether it needs its reading
 // goroutine after all: there is data, a close frame, a frame that is not
@@ -23,39 +46,39 @@ const parkedPeek = 512
 // frames before the first such one are consumed; that one and what
 // follows are left for ReadMessage. It reports false when everything
 // that had arrived was consumed.
-func (c *Conn) ServeParked() (wake bool) {
+func (cio *ControlIO) Serve(c *Conn) (wake bool) {
 	if c.raw == nil || c.rd.ir == nil || c.rd.buffered() != 0 || c.rd.failed {
 		return true
 	}
-	var buf [parkedPeek]byte
 	for {
-		n, err := c.recv(buf[:], syscall.MSG_PEEK)
+		n, err := cio.recv(c, cio.buf[:], syscall.MSG_PEEK)
 		if err == syscall.EAGAIN {
 			return false // a spurious wake-up
 		}
 		if err != nil || n == 0 {
 			return true
 		}
-		done := c.serveControl(buf[:n])
+		done := cio.serveControl(c, n)
 		if done > 0 {
-			if m, err := c.recv(buf[:done], 0); err != nil || m != done {
+			if m, err := cio.recv(c, cio.buf[:done], 0); err != nil || m != done {
 				return true // cannot be: the bytes were there
 			}
 		}
 		if done < n {
 			return true
 		}
-		if n < len(buf) {
+		if n < len(cio.buf) {
 			return false
 		}
 	}
 }
 
-// serveControl handles the whole control frames at the start of b, up to
-// the first it cannot, and returns how many bytes it handled.
-func (c *Conn) serveControl(b []byte) (done int) {
+// serveControl handles the whole control frames at the start of
+// cio.buf[:n], up to the first it cannot, and returns how many bytes it
+// handled.
+func (cio *ControlIO) serveControl(c *Conn, n int) (done int) {
 	for {
-		f := b[done:]
+		f := cio.buf[done:n]
 		if len(f) < 2 {
 			return done
 		}
@@ -69,23 +92,18 @@ func (c *Conn) serveControl(b []byte) (done int) {
 		}
 		if op == opPong {
 			c.pongs.Add(1)
-		} else {
-			var p [125]byte
-			payload := p[:size]
-			copy(payload, f[6:6+size])
-			Unmask(payload, [4]byte(f[2:6]))
-			if !c.tryAnswerPing(payload) {
-				return done
-			}
+		} else if !cio.answerPing(c, f[2:6], f[6:6+size]) {
+			return done
 		}
 		done += 2 + 4 + size
 	}
 }
 
-// tryAnswerPing writes the pong for a ping, in Open and CloseSent, if it
-// can without waiting for the writer or for room in the socket's send
-// buffer; it reports false, having written nothing, if it cannot.
-func (c *Conn) tryAnswerPing(payload []byte) bool {
+// answerPing writes the pong for a ping whose payload is masked with key,
+// in Open and CloseSent, if it can without waiting for the writer or for
+// room in the socket's send buffer; it reports false, having written
+// nothing, if it cannot.
+func (cio *ControlIO) answerPing(c *Conn, key, masked []byte) bool {
 	if !c.wmu.TryLock() {
 		return false
 	}
@@ -93,17 +111,18 @@ func (c *Conn) tryAnswerPing(payload []byte) bool {
 		c.wmu.Unlock()
 		return true // nothing to answer with
 	}
-	var b [2 + 125]byte
-	b[0], b[1] = 0x80|opPong, byte(len(payload))
-	n := copy(b[2:], payload)
-	return c.tryWrite(b[:2+n])
+	cio.frame[0], cio.frame[1] = 0x80|opPong, byte(len(masked))
+	p := cio.frame[2 : 2+len(masked)]
+	copy(p, masked)
+	Unmask(p, [4]byte(key))
+	return cio.tryWrite(c, cio.frame[:2+len(p)])
 }
 
-// PingNow writes a ping with no payload if it can without waiting for the
-// writer or for room in the socket's send buffer. It returns ErrWouldBlock,
-// having written nothing, if it cannot (Ping then waits), and
-// ErrCloseSent past Open.
-func (c *Conn) PingNow() error {
+// Ping writes a ping with no payload to c if it can without waiting for
+// the writer or for room in the socket's send buffer. It returns
+// ErrWouldBlock, having written nothing, if it cannot (Conn.Ping then
+// waits), and ErrCloseSent past Open.
+func (cio *ControlIO) Ping(c *Conn) error {
 	if c.raw == nil || !c.wmu.TryLock() {
 		return ErrWouldBlock
 	}
@@ -111,7 +130,8 @@ func (c *Conn) PingNow() error {
 		c.wmu.Unlock()
 		return ErrCloseSent
 	}
-	if !c.tryWrite([]byte{0x80 | opPing, 0}) {
+	cio.frame[0], cio.frame[1] = 0x80|opPing, 0
+	if !cio.tryWrite(c, cio.frame[:2]) {
 		return ErrWouldBlock
 	}
 	return nil
@@ -121,17 +141,11 @@ func (c *Conn) PingNow() error {
 // releases c.wmu. It reports false if nothing could be written. Should
 // only part of the frame go, a goroutine writes the rest, waiting as a
 // write does, and releases c.wmu after it: the frame is never cut.
-func (c *Conn) tryWrite(frame []byte) bool {
-	var n int
-	var err error
-	werr := c.raw.Write(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Write(int(fd), frame)
-			if err != syscall.EINTR {
-				return true
-			}
-		}
-	})
+func (cio *ControlIO) tryWrite(c *Conn, frame []byte) bool {
+	cio.b = frame
+	werr := c.raw.Write(cio.write)
+	n, err := cio.n, cio.err
+	cio.b = nil
 	switch {
 	case werr != nil || (err != nil && err != syscall.EAGAIN):
 		c.wmu.Unlock()
@@ -153,17 +167,30 @@ func (c *Conn) tryWrite(frame []byte) bool {
 }
 
 // recv reads into b with flags, without waiting.
-func (c *Conn) recv(b []byte, flags int) (n int, err error) {
-	rerr := c.raw.Read(func(fd uintptr) bool {
-		for {
-			n, _, err = syscall.Recvfrom(int(fd), b, flags|syscall.MSG_DONTWAIT)
-			if err != syscall.EINTR {
-				return true
-			}
-		}
-	})
+func (cio *ControlIO) recv(c *Conn, b []byte, flags int) (int, error) {
+	cio.b, cio.flags = b, flags
+	rerr := c.raw.Read(cio.read)
+	cio.b = nil
 	if rerr != nil {
 		return 0, rerr
 	}
-	return n, err
+	return cio.n, cio.err
+}
+
+func (cio *ControlIO) readFD(fd uintptr) bool {
+	for {
+		cio.n, _, cio.err = syscall.Recvfrom(int(fd), cio.b, cio.flags|syscall.MSG_DONTWAIT)
+		if cio.err != syscall.EINTR {
+			return true
+		}
+	}
+}
+
+func (cio *ControlIO) writeFD(fd uintptr) bool {
+	for {
+		cio.n, cio.err = syscall.Write(int(fd), cio.b)
+		if cio.err != syscall.EINTR {
+			return true
+		}
+	}
 }

@@ -2,10 +2,16 @@
 
 package wsconn
 
-// ServeParked reports true: elsewhere than on Linux, a connection does
-// not park, and its reading goroutine serves every frame.
-func (c *Conn) ServeParked() (wake bool) { return true }
+// ControlIO writes control frames without waiting where it can; elsewhere
+// than on Linux, it never can: connections do not park, their reading
+// goroutines serve every frame, and Conn.Ping writes every ping.
+type ControlIO struct{}
 
-// PingNow returns ErrWouldBlock: elsewhere than on Linux, Ping writes
-// every ping.
-func (c *Conn) PingNow() error { return ErrWouldBlock }
+// NewControlIO returns a ControlIO.
+func NewControlIO() *ControlIO { return new(ControlIO) }
+
+// Serve reports true: the connection's reading goroutine serves it.
+func (*ControlIO) Serve(*Conn) (wake bool) { return true }
+
+// Ping returns ErrWouldBlock.
+func (*ControlIO) Ping(*Conn) error { return ErrWouldBlock }
