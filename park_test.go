@@ -324,3 +324,40 @@ func TestParkedSocketBadControlFrames(t *testing.T) {
 		})
 	}
 }
+
+// Pings written without waiting arm the write deadline as every write
+// does: long after the first deadline would have passed, a parked socket
+// is still pinged, answers the peer's pings, and stays open.
+func TestParkedSocketPingsOutliveWriteDeadline(t *testing.T) {
+	const writeTimeout = 200 * time.Millisecond
+	srv := laftest.NewServer(t, echo, laf.WithWriteTimeout(writeTimeout), laf.WithPing(600*time.Millisecond, 5*time.Second))
+	var pings atomic.Int32
+	c := srv.DialOptions(t, &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		pings.Add(1)
+		return true
+	}})
+	ctx := c.WS.CloseRead(context.Background())
+	waitParked(t, srv.Endpoint)
+	start := pings.Load()
+	// Eighteen write timeouts' worth of pings, whose pongs the poller
+	// served.
+	require.Eventually(t, func() bool { return pings.Load() >= start+6 }, 30*time.Second, 10*time.Millisecond)
+	_, served := srv.Endpoint.PollerWakeups()
+	assert.Positive(t, served)
+	rc, err := rawws.Dial(context.Background(), srv.WSURL)
+	require.NoError(t, err)
+	t.Cleanup(func() { rc.Close() })
+	time.Sleep(10 * writeTimeout) // the peer's ping comes long after the upgrade's write
+	require.NoError(t, rc.WriteFrame(true, 0, rawws.OpPing, []byte("late")))
+	for {
+		f, _, err := rc.ReadFrame(10*time.Second, 0)
+		require.NoError(t, err)
+		if f.Opcode == rawws.OpPong {
+			assert.Equal(t, "late", string(f.Payload))
+			break
+		}
+		require.Equal(t, rawws.OpPing, f.Opcode) // the keepalive's
+	}
+	assert.NoError(t, ctx.Err(), "the connection closed")
+	assert.Zero(t, srv.Endpoint.Stats().Closes[laf.CausePingTimeout])
+}

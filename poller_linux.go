@@ -35,6 +35,13 @@ type poller struct {
 	woken   uint64               // sockets resumed
 	served  uint64               // wake-ups served with the socket left parked (control frames)
 	control *wsconn.ControlIO    // the goroutine's
+
+	// ctl's arguments and result, guarded by mu: passing them to a
+	// closure made for each call would allocate.
+	ctlOp  int
+	ctlEv  syscall.EpollEvent
+	ctlErr error
+	ctlFn  func(fd uintptr)
 }
 
 // parkRetry is how long sockets keep their goroutines after the epoll set
@@ -56,20 +63,7 @@ func (p *poller) park(s *Socket) bool {
 			return false
 		}
 	}
-	ev := syscall.EpollEvent{
-		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
-		Fd:     int32(uint32(s.token)),
-		Pad:    int32(uint32(s.token >> 32)),
-	}
-	var err error
-	raw := s.conn.Raw()
-	if raw == nil {
-		return false
-	}
-	cerr := raw.Control(func(fd uintptr) {
-		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-	})
-	if cerr != nil || err != nil {
+	if p.ctl(s, syscall.EPOLL_CTL_ADD) != nil {
 		return false // closed meanwhile: the socket's goroutine reads the error
 	}
 	p.parked[s.token] = s
@@ -78,6 +72,33 @@ func (p *poller) park(s *Socket) bool {
 		go p.run()
 	}
 	return true
+}
+
+var errNotTCP = errors.New("laf: not a TCP connection")
+
+// ctl adds s's connection to the epoll set, or arms it again (op
+// EPOLL_CTL_MOD), for one event: its next bytes, or its end; or takes it
+// out (EPOLL_CTL_DEL). p.mu is held.
+func (p *poller) ctl(s *Socket, op int) error {
+	raw := s.conn.Raw()
+	if raw == nil {
+		return errNotTCP
+	}
+	p.ctlOp = op
+	p.ctlEv = syscall.EpollEvent{
+		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd:     int32(uint32(s.token)),
+		Pad:    int32(uint32(s.token >> 32)),
+	}
+	if err := raw.Control(p.ctlFn); err != nil {
+		return err
+	}
+	return p.ctlErr
+}
+
+// ctlFD is ctl's work on the connection's descriptor. p.mu is held.
+func (p *poller) ctlFD(fd uintptr) {
+	p.ctlErr = syscall.EpollCtl(p.epfd, p.ctlOp, int(fd), &p.ctlEv)
 }
 
 // open makes the epoll set. p.mu is held.
@@ -99,6 +120,7 @@ func (p *poller) open() error {
 	p.ep, p.epfd, p.raw = ep, fd, raw
 	if p.parked == nil {
 		p.parked = make(map[uint64]*Socket)
+		p.ctlFn = p.ctlFD // made once: a method value allocates
 	}
 	return nil
 }
@@ -148,16 +170,7 @@ func (p *poller) serve(token uint64) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ev := syscall.EpollEvent{
-		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
-		Fd:     int32(uint32(token)),
-		Pad:    int32(uint32(token >> 32)),
-	}
-	var err error
-	cerr := s.conn.Raw().Control(func(fd uintptr) {
-		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
-	})
-	if cerr != nil || err != nil {
+	if p.ctl(s, syscall.EPOLL_CTL_MOD) != nil {
 		p.woken++
 		go s.resume()
 		return
@@ -178,11 +191,8 @@ func (p *poller) wake(s *Socket) {
 // taken out of parked.
 func (p *poller) forget(s *Socket) {
 	p.mu.Lock()
-	epfd := p.epfd // set before s was parked, and kept
+	p.ctl(s, syscall.EPOLL_CTL_DEL) // the set was made before s was parked, and is kept
 	p.mu.Unlock()
-	s.conn.Raw().Control(func(fd uintptr) {
-		syscall.EpollCtl(epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
-	})
 }
 
 // run resumes the sockets the epoll set reports, until none is parked.

@@ -142,6 +142,7 @@ func (cio *ControlIO) Ping(c *Conn) error {
 // only part of the frame go, a goroutine writes the rest, waiting as a
 // write does, and releases c.wmu after it: the frame is never cut.
 func (cio *ControlIO) tryWrite(c *Conn, frame []byte) bool {
+	c.setDeadline() // an expired one would fail the write
 	cio.b = frame
 	werr := c.raw.Write(cio.write)
 	n, err := cio.n, cio.err
