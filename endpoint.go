@@ -157,9 +157,6 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 	}
 	n := e.stats.accepted.Add(1)
 
-	// Without the request's cancellation, the socket's context does not
-	// register with the server's: it is done when the socket closes.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	s := &Socket{
 		id:       e.reg.idPrefix + newID(),
 		token:    n,
@@ -167,8 +164,6 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 		ep:       e,
 		conn:     conn,
 		req:      r,
-		ctx:      ctx,
-		cancel:   cancel,
 		born:     time.Now(),
 		traffic:  &e.stats.traffic[n%trafficStripes],
 		limiter:  newRateLimiter(e.cfg.rateLimit, e.cfg.readLimit),

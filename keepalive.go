@@ -25,20 +25,27 @@ type pinger struct {
 	interval, timeout time.Duration
 
 	mu    sync.Mutex  // a leaf: see locks.go
+	epoch time.Time   // what the schedule's times count from: the first add
 	queue pingQueue   // the sockets by their next check
 	timer *time.Timer // armed for the first check; nil before the first socket
-	armed time.Time   // when timer fires; zero while it is stopped
+	armed clock       // when timer fires; 0 while it is stopped
 }
 
 // pingState is a socket's place in its Endpoint's keepalive, guarded by
 // pinger.mu.
 type pingState struct {
-	next        time.Time // the next check: a ping, or a pong's deadline
-	index       int       // in pinger.queue; -1 once out of it
-	awaiting    bool      // a ping is out, and its pong not yet seen
-	pongsAtPing uint64    // the connection's pongs when it went
-	pingAt      time.Time // when it went
+	next        clock  // the next check: a ping, or a pong's deadline
+	pingAt      clock  // when the last ping went; 0 before the first
+	index       int32  // in pinger.queue; -1 once out of it
+	pongsAtPing uint32 // the connection's pongs when it went, mod 2^32
+	awaiting    bool   // a ping is out, and its pong not yet seen
 }
+
+// clock is a time in a pinger's schedule: how long after its epoch.
+type clock = time.Duration
+
+// now returns the time in p's schedule. p.mu is held.
+func (p *pinger) now() clock { return time.Since(p.epoch) }
 
 // pingSlack is how much later than due a check may run, so that one
 // timer wake-up serves every socket due within it (see slack).
@@ -53,7 +60,10 @@ func (p *pinger) slack() time.Duration {
 func (p *pinger) add(s *Socket) {
 	first := p.interval/2 + rand.N(p.interval/2+1)
 	p.mu.Lock()
-	s.ping.next = time.Now().Add(first)
+	if p.epoch.IsZero() {
+		p.epoch = time.Now()
+	}
+	s.ping.next = p.now() + first
 	heap.Push(&p.queue, s)
 	p.arm()
 	p.mu.Unlock()
@@ -63,7 +73,7 @@ func (p *pinger) add(s *Socket) {
 func (p *pinger) remove(s *Socket) {
 	p.mu.Lock()
 	if s.ping.index >= 0 {
-		heap.Remove(&p.queue, s.ping.index)
+		heap.Remove(&p.queue, int(s.ping.index))
 	}
 	p.mu.Unlock()
 }
@@ -72,18 +82,18 @@ func (p *pinger) remove(s *Socket) {
 // about then. p.mu is held.
 func (p *pinger) arm() {
 	if len(p.queue) == 0 {
-		if p.timer != nil && !p.armed.IsZero() {
+		if p.timer != nil && p.armed != 0 {
 			p.timer.Stop()
-			p.armed = time.Time{}
+			p.armed = 0
 		}
 		return
 	}
-	at := p.queue[0].ping.next
-	if !p.armed.IsZero() && !at.Before(p.armed.Add(-p.slack())) {
+	now, at := p.now(), p.queue[0].ping.next
+	if p.armed != 0 && at >= p.armed-p.slack() {
 		return // the armed timer comes soon enough
 	}
-	d := max(time.Until(at), p.slack())
-	p.armed = time.Now().Add(d)
+	d := max(at-now, p.slack())
+	p.armed = now + d
 	if p.timer == nil {
 		p.timer = time.AfterFunc(d, p.round)
 	} else {
@@ -99,33 +109,33 @@ func (p *pinger) arm() {
 func (p *pinger) round() {
 	var ping, late []*Socket
 	p.mu.Lock()
-	p.armed = time.Time{}
-	now := time.Now()
-	horizon := now.Add(p.slack())
-	for len(p.queue) > 0 && !p.queue[0].ping.next.After(horizon) {
+	p.armed = 0
+	now := p.now()
+	horizon := now + p.slack()
+	for len(p.queue) > 0 && p.queue[0].ping.next <= horizon {
 		s := p.queue[0]
 		st := &s.ping
-		if st.awaiting && s.conn.Pongs() != st.pongsAtPing {
+		if st.awaiting && uint32(s.conn.Pongs()) != st.pongsAtPing {
 			st.awaiting = false
 		}
 		switch {
-		case st.awaiting && now.Before(st.pingAt.Add(p.timeout)):
-			st.next = minTime(st.pingAt.Add(p.timeout), now.Add(p.interval))
+		case st.awaiting && now < st.pingAt+p.timeout:
+			st.next = min(st.pingAt+p.timeout, now+p.interval)
 		case st.awaiting && s.inHandler.Load():
-			st.next = now.Add(min(p.timeout, p.interval))
+			st.next = now + min(p.timeout, p.interval)
 		case st.awaiting:
 			heap.Pop(&p.queue)
 			late = append(late, s)
 			continue
-		case !st.pingAt.IsZero() && now.Before(st.pingAt.Add(p.interval).Add(-pingSlack)):
-			st.next = st.pingAt.Add(p.interval)
+		case st.pingAt != 0 && now < st.pingAt+p.interval-p.slack():
+			st.next = st.pingAt + p.interval
 		default:
-			st.awaiting, st.pongsAtPing, st.pingAt = true, s.conn.Pongs(), now
-			st.next = now.Add(min(p.timeout, p.interval))
+			st.awaiting, st.pongsAtPing, st.pingAt = true, uint32(s.conn.Pongs()), max(now, 1)
+			st.next = now + min(p.timeout, p.interval)
 			ping = append(ping, s)
 		}
-		if !st.next.After(horizon) {
-			st.next = horizon.Add(1) // in the next round: this one ends
+		if st.next <= horizon {
+			st.next = horizon + 1 // in the next round: this one ends
 		}
 		heap.Fix(&p.queue, 0)
 	}
@@ -154,13 +164,6 @@ func (s *Socket) pingNow(cio *wsconn.ControlIO) {
 	}
 }
 
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
 // controlIOs are the pinger's scratch for writing pings without waiting.
 var controlIOs = sync.Pool{New: func() any { return wsconn.NewControlIO() }}
 
@@ -168,14 +171,14 @@ var controlIOs = sync.Pool{New: func() any { return wsconn.NewControlIO() }}
 type pingQueue []*Socket
 
 func (q pingQueue) Len() int           { return len(q) }
-func (q pingQueue) Less(i, j int) bool { return q[i].ping.next.Before(q[j].ping.next) }
+func (q pingQueue) Less(i, j int) bool { return q[i].ping.next < q[j].ping.next }
 func (q pingQueue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].ping.index, q[j].ping.index = i, j
+	q[i].ping.index, q[j].ping.index = int32(i), int32(j)
 }
 func (q *pingQueue) Push(x any) {
 	s := x.(*Socket)
-	s.ping.index = len(*q)
+	s.ping.index = int32(len(*q))
 	*q = append(*q, s)
 }
 func (q *pingQueue) Pop() any {
