@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -36,15 +37,21 @@ type reader struct {
 	z      *[]byte // a compressed message's payload, pooled while it is read
 
 	discard atomic.Bool // see Discard
-	ctl     [125]byte   // a control frame's payload
 }
+
+// fronts are the bufio.Readers of parking connections, which give theirs
+// back while parked, and controls the buffers of control frames' payloads.
+var (
+	fronts   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frontBuffer) }}
+	controls = sync.Pool{New: func() any { return new([125]byte) }}
+)
 
 func (r *reader) init(c *Conn, pending []byte) {
 	r.c = c
 	if c.tcp != nil {
 		if ir := newIdleReader(c, pending); ir != nil {
 			r.ir = ir
-			r.br = bufio.NewReaderSize(ir, frontBuffer)
+			r.front()
 			return
 		}
 	}
@@ -56,7 +63,16 @@ func (r *reader) init(c *Conn, pending []byte) {
 // frame costs few calls.
 const frontBuffer = 64
 
+// front gives a parking connection's reader its bufio.Reader back.
+func (r *reader) front() {
+	r.br = fronts.Get().(*bufio.Reader)
+	r.br.Reset(r.ir)
+}
+
 func (r *reader) buffered() int {
+	if r.br == nil {
+		return r.ir.pending() // parked
+	}
 	n := r.br.Buffered()
 	if r.ir != nil {
 		n += r.ir.pending()
@@ -83,6 +99,9 @@ func (c *Conn) Discard() { c.rd.discard.Store(true) }
 // or a message over the read limit, or with the connection's error.
 func (c *Conn) ReadMessage(buf *[]byte, exact func(n int) []byte) (msg []byte, binary bool, err error) {
 	r := &c.rd
+	if r.br == nil {
+		r.front() // back from parking
+	}
 	for {
 		if r.err != nil {
 			return nil, false, r.err
@@ -98,6 +117,11 @@ func (c *Conn) ReadMessage(buf *[]byte, exact func(n int) []byte) (msg []byte, b
 		h, err := r.readHeader()
 		if err != nil {
 			if err == ErrPark {
+				// Nothing is buffered: a parked connection holds no
+				// bufio.Reader.
+				r.br.Reset(nil)
+				fronts.Put(r.br)
+				r.br = nil
 				return nil, false, err
 			}
 			return nil, false, r.end(err)
@@ -302,7 +326,9 @@ func (r *reader) checkUTF8(b []byte, fin bool) *ProtocolError {
 // control handles a control frame: it answers a ping, reports a pong, and
 // answers the peer's close frame, returning its CloseError.
 func (r *reader) control(h *header) error {
-	p := r.ctl[:h.length]
+	buf := controls.Get().(*[125]byte)
+	defer controls.Put(buf)
+	p := buf[:h.length]
 	if _, err := io.ReadFull(r.br, p); err != nil {
 		return r.end(err)
 	}
