@@ -47,7 +47,7 @@ func NewControlIO() *ControlIO {
 // follows are left for ReadMessage. It reports false when everything
 // that had arrived was consumed.
 func (cio *ControlIO) Serve(c *Conn) (wake bool) {
-	if c.raw == nil || c.rd.ir == nil || c.rd.buffered() != 0 || c.rd.failed {
+	if c.raw == nil || !c.rd.parks || c.rd.br != nil || c.rd.failed {
 		return true
 	}
 	for {

@@ -18,9 +18,10 @@ const readChunk = 4 << 10
 // reader is a Conn's read side, owned by the goroutine that calls
 // ReadMessage.
 type reader struct {
-	c  *Conn
-	br *bufio.Reader
-	ir *idleReader // nil unless the connection can park
+	c     *Conn
+	br    *bufio.Reader // nil while parked
+	ir    *idleReader   // nil unless the connection parks, and while it is parked
+	parks bool          // the connection reads through an idleReader (TCP on Unix), and may park
 
 	// The message being read.
 	inMsg      bool  // a message has begun and not ended
@@ -40,7 +41,8 @@ type reader struct {
 }
 
 // fronts are the bufio.Readers of parking connections, which give theirs
-// back while parked, and controls the buffers of control frames' payloads.
+// back while parked (with their idleReaders), and controls the buffers of
+// control frames' payloads.
 var (
 	fronts   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frontBuffer) }}
 	controls = sync.Pool{New: func() any { return new([125]byte) }}
@@ -50,8 +52,8 @@ func (r *reader) init(c *Conn, pending []byte) {
 	r.c = c
 	if c.tcp != nil {
 		if ir := newIdleReader(c, pending); ir != nil {
-			r.ir = ir
-			r.front()
+			r.parks = true
+			r.front(ir)
 			return
 		}
 	}
@@ -63,15 +65,26 @@ func (r *reader) init(c *Conn, pending []byte) {
 // frame costs few calls.
 const frontBuffer = 64
 
-// front gives a parking connection's reader its bufio.Reader back.
-func (r *reader) front() {
+// front sets a parking connection's readers: ir and a bufio.Reader over
+// it.
+func (r *reader) front(ir *idleReader) {
+	r.ir = ir
 	r.br = fronts.Get().(*bufio.Reader)
-	r.br.Reset(r.ir)
+	r.br.Reset(ir)
+}
+
+// park gives the readers of a connection that parks, holding nothing,
+// back to their pools.
+func (r *reader) park() {
+	r.br.Reset(nil)
+	fronts.Put(r.br)
+	r.ir.release()
+	r.br, r.ir = nil, nil
 }
 
 func (r *reader) buffered() int {
 	if r.br == nil {
-		return r.ir.pending() // parked
+		return 0 // parked
 	}
 	n := r.br.Buffered()
 	if r.ir != nil {
@@ -100,7 +113,7 @@ func (c *Conn) Discard() { c.rd.discard.Store(true) }
 func (c *Conn) ReadMessage(buf *[]byte, exact func(n int) []byte) (msg []byte, binary bool, err error) {
 	r := &c.rd
 	if r.br == nil {
-		r.front() // back from parking
+		r.front(newIdleReader(c, nil)) // back from parking
 	}
 	for {
 		if r.err != nil {
@@ -117,11 +130,7 @@ func (c *Conn) ReadMessage(buf *[]byte, exact func(n int) []byte) (msg []byte, b
 		h, err := r.readHeader()
 		if err != nil {
 			if err == ErrPark {
-				// Nothing is buffered: a parked connection holds no
-				// bufio.Reader.
-				r.br.Reset(nil)
-				fronts.Put(r.br)
-				r.br = nil
+				r.park() // nothing is buffered
 				return nil, false, err
 			}
 			return nil, false, r.end(err)
