@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -186,4 +187,42 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestClusterDocNginx checks that the nginx config CLUSTER.md shows is
+// nginx.conf without its comments and blank lines, so that the page and
+// the file the tests run cannot drift apart.
+func TestClusterDocNginx(t *testing.T) {
+	doc, err := os.ReadFile("../../CLUSTER.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "```nginx\n")
+	if !ok {
+		t.Fatal("CLUSTER.md has no ```nginx block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	conf, err := os.ReadFile("nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := directives(string(conf))
+	if got := directives(block); !slices.Equal(got, want) {
+		t.Fatalf("CLUSTER.md's nginx block is not nginx.conf without comments:\n%s\n\nnginx.conf:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// directives returns the lines of an nginx config with comments, blank
+// lines and indentation left out.
+func directives(conf string) []string {
+	var out []string
+	for line := range strings.SplitSeq(conf, "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
 }
