@@ -66,7 +66,8 @@ func spreadCloses(ctx context.Context, done <-chan struct{}, live []*Socket, win
 	for i := 0; i < n; {
 		due := n
 		if window > 0 {
-			due = min(n, int(int64(n)*int64(time.Since(start))/int64(window))+1)
+			// Socket i is due from i/n of the window on.
+			due = min(n, int(float64(n)*float64(time.Since(start))/float64(window))+1)
 		}
 		for ; i < due; i++ {
 			live[i].out.decide(c)
@@ -74,7 +75,7 @@ func spreadCloses(ctx context.Context, done <-chan struct{}, live []*Socket, win
 		if i == n {
 			break
 		}
-		wait := max(drainStep, time.Until(start.Add(window*time.Duration(i)/time.Duration(n))))
+		wait := max(drainStep, time.Until(start.Add(time.Duration(float64(window)*float64(i)/float64(n)))))
 		if timer == nil {
 			timer = time.NewTimer(wait)
 			defer timer.Stop()
