@@ -70,10 +70,11 @@
 // nodes without a stampede; then the node leaves the cluster, stops its
 // HTTP server and exits. -shutdown-timeout bounds all of it; a second
 // signal kills at once. Restart the nodes one at a time, each once the
-// last is ready again (GET /readyz answers 200). Sockets that piled onto
-// the nodes restarted first spread again as they reach -max-lifetime (1
-// h, each socket's drawn between 0.9 and 1 times it), when they close
-// with 1001 and reconnect through the balancer.
+// last is ready again (GET /readyz answers 200). A restarted node comes
+// back empty, its clients now on the others; the sockets spread over
+// every node again as they reach -max-lifetime (1 h, each socket's drawn
+// between 0.9 and 1 times it), when they close with 1001 and reconnect
+// through the balancer.
 //
 // Clients must reconnect by themselves on any close, after a random
 // delay that grows with each failed attempt (exponential backoff with
