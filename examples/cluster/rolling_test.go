@@ -35,15 +35,18 @@ const (
 
 // TestRollingRestart runs what CLUSTER.md tells an operator to do: three
 // nodes of this command, built and run as processes, on one Redis (then
-// one NATS server), behind nginx.conf, with clients that reconnect with backoff and
-// jitter. Each node in turn gets SIGTERM (it drains: 1012 over -drain,
-// then exits), is started again, and becomes ready. The test asserts
-// that within backWithin of each node's readiness every client is on a
-// node, that no upgrade failed through nginx, that every close was a
-// drain's 1012 or a lifetime's 1001, and that a lifetime after the last
-// restart every node holds at least a quarter of the sockets (a third is
-// fair). It logs, per restart, how long the
-// clients took to reconnect.
+// one NATS server), behind nginx.conf, with clients that reconnect with
+// backoff and jitter, and pushes flowing through nginx. Each node in
+// turn gets SIGTERM (it drains: 1012 over -drain, then exits), is started
+// again, and becomes ready. The test asserts that within backWithin of
+// each node's readiness every client is on a node; that no upgrade
+// failed through nginx; that every close was a drain's 1012 or a
+// lifetime's 1001; that the pushes were answered truly (none arrived
+// twice, none was lost after a 202, no 404 for a live socket, no 503 for
+// one delivered) and within the broker timeout; and that a lifetime after
+// the last restart every node holds at least a quarter of the sockets (a
+// third is fair). It logs how long the clients took to reconnect, and the
+// pushes' answers.
 func TestRollingRestart(t *testing.T) {
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
@@ -91,6 +94,39 @@ func rollingRestart(t *testing.T, nginx, bin, brokerURL string) {
 	})
 
 	var lastReady time.Time
+	// Pushes flow through nginx all along, to the open socket of a
+	// random client.
+	pushCtx, stopPushes := context.WithCancel(ctx)
+	var pushers sync.WaitGroup
+	var pushMu sync.Mutex
+	var pushes []push
+	seq := 0
+	for range 2 {
+		pushers.Go(func() {
+			for pushCtx.Err() == nil {
+				ci := rand.N(len(clients))
+				if id := clients[ci].openID(); id != "" {
+					pushMu.Lock()
+					seq++
+					p := push{client: ci, id: id, body: "push-" + strconv.Itoa(seq)}
+					pushMu.Unlock()
+					start := time.Now()
+					p.code = postCode(pushCtx, "http://127.0.0.1:"+strconv.Itoa(port)+"/push?id="+p.id, p.body)
+					p.took = time.Since(start)
+					if p.code != 0 {
+						pushMu.Lock()
+						pushes = append(pushes, p)
+						pushMu.Unlock()
+					}
+				}
+				select {
+				case <-pushCtx.Done():
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		})
+	}
+
 	for _, n := range nodes {
 		term := time.Now()
 		n.stop()
@@ -114,6 +150,9 @@ func rollingRestart(t *testing.T, nginx, bin, brokerURL string) {
 		t.Logf("%s restarted: TERM to ready %v; %d reconnects since TERM, gap from close to welcome p50 %v p99 %v max %v; after readiness, clients not yet back: p50 %v p99 %v max %v",
 			n.name, ready.Sub(term).Round(time.Millisecond), len(gaps), pct(gaps, 50), pct(gaps, 99), pct(gaps, 100), pct(after, 50), pct(after, 99), pct(after, 100))
 	}
+
+	stopPushes()
+	pushers.Wait()
 
 	// A lifetime after the last node's readiness, every socket has
 	// closed with 1001 and come back through nginx's round robin once.
@@ -151,6 +190,75 @@ func rollingRestart(t *testing.T, nginx, bin, brokerURL string) {
 		if code != 1012 && code != websocket.StatusGoingAway {
 			t.Errorf("clients saw %d closes with code %d; only a drain's 1012 and a lifetime's 1001 were due", codes[code], code)
 		}
+	}
+	checkPushes(t, clients, pushes)
+}
+
+// push is one POST /push?id= through nginx, and its answer.
+type push struct {
+	client   int
+	id, body string
+	code     int
+	took     time.Duration
+}
+
+// postCode posts body to url and returns the status, or 0 if ctx ended.
+func postCode(ctx context.Context, url, body string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// checkPushes checks the answers of the pushes against what the clients
+// got: none twice; a 202 for a socket open to the end arrived; no 404
+// for a socket open to the end; no 503 for a push that arrived. It logs
+// the answers and how long they took.
+func checkPushes(t *testing.T, clients []*rollingClient, pushes []push) {
+	t.Helper()
+	answers := map[int]int{}
+	var took []time.Duration
+	for _, p := range pushes {
+		answers[p.code]++
+		took = append(took, p.took)
+		c := clients[p.client]
+		c.mu.Lock()
+		got := c.got[p.body]
+		open := false
+		for _, s := range c.conns {
+			if s.id == p.id {
+				open = s.closed.IsZero()
+			}
+		}
+		c.mu.Unlock()
+		switch {
+		case got > 1:
+			t.Errorf("push %s to %s (HTTP %d) arrived %d times", p.body, p.id, p.code, got)
+		case p.code == http.StatusAccepted && open && got == 0:
+			t.Errorf("push %s to %s: 202, and the socket stayed open, but it never arrived", p.body, p.id)
+		case p.code == http.StatusNotFound && open:
+			t.Errorf("push %s to %s: 404 for a socket that stayed open", p.body, p.id)
+		case p.code == http.StatusServiceUnavailable && got > 0:
+			t.Errorf("push %s to %s: 503 (nothing delivered), yet it arrived", p.body, p.id)
+		case p.code != http.StatusAccepted && p.code != http.StatusNotFound && p.code != http.StatusServiceUnavailable && p.code != http.StatusGatewayTimeout:
+			t.Errorf("push %s to %s: HTTP %d", p.body, p.id, p.code)
+		}
+	}
+	t.Logf("pushes through nginx: %d, answers %v, took p50 %v p99 %v max %v", len(pushes), answers, pct(took, 50), pct(took, 99), pct(took, 100))
+	// A send to other nodes is bounded by WithBrokerTimeout (2 s by
+	// default); a push that took longer waited on something else, such
+	// as nginx trying a node that does not answer.
+	if m := pct(took, 100); m > 2*time.Second {
+		t.Errorf("the slowest push took %v, over the broker timeout of 2 s", m)
+	}
+	if len(pushes) == 0 {
+		t.Error("no push was answered")
 	}
 }
 
@@ -214,11 +322,22 @@ type rollingClient struct {
 	conns       []span // every connection, in order
 	codes       map[websocket.StatusCode]int
 	failedDials int
+	got         map[string]int // pushes received, by body
+}
+
+// openID returns the id of the client's open socket, or "".
+func (c *rollingClient) openID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.conns); n > 0 && c.conns[n-1].closed.IsZero() {
+		return c.conns[n-1].id
+	}
+	return ""
 }
 
 // span is one connection: from its welcome to its close (zero while open).
 type span struct {
-	node           string
+	node, id       string
 	opened, closed time.Time
 }
 
@@ -283,9 +402,16 @@ func (c *rollingClient) connectOnce(ctx context.Context) bool {
 				continue
 			}
 			c.mu.Lock()
-			c.conns = append(c.conns, span{node: w.Node, opened: time.Now()})
+			c.conns = append(c.conns, span{node: w.Node, id: w.ID, opened: time.Now()})
 			c.mu.Unlock()
+			continue
 		}
+		c.mu.Lock()
+		if c.got == nil {
+			c.got = map[string]int{}
+		}
+		c.got[string(data)]++
+		c.mu.Unlock()
 	}
 }
 
