@@ -190,9 +190,10 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 // Shutdown stops the Endpoint gracefully: new upgrades get 503 with
 // Retry-After, Ready fails, every socket is sent 1001 "going away" (after
 // what it had queued) and closes with cause CauseShutdown. For a deploy,
-// Drain spreads the closes over a window instead. Shutdown waits until every close event has
-// returned, or until ctx is done; then it drops the connections still
-// open and returns ctx's error. Calling it again waits again.
+// Drain spreads the closes over a window instead. Shutdown waits until
+// every close event has returned, or until ctx is done; then it drops
+// the connections still open and returns ctx's error. Calling it again
+// waits again.
 //
 // http.Server.Shutdown does not wait for WebSockets, which it sees as
 // hijacked connections. Start the Endpoint's Shutdown from the server's:
