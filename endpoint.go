@@ -82,6 +82,7 @@ func (e *Endpoint) RoomLen(room string) int { return e.reg.roomLen(room) }
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.reg.admit(&e.conns) {
 		e.stats.refused.Add(1)
+		w.Header().Set("Retry-After", shutdownRetryAfter)
 		http.Error(w, "laf: endpoint is shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -182,11 +183,13 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 	return s
 }
 
-// Shutdown stops the Endpoint gracefully: new upgrades get 503, every
-// socket is sent 1001 "going away" (after what it had queued) and closes
-// with cause CauseShutdown. Shutdown waits until every close event has
-// returned, or until ctx is done; then it drops the connections still
-// open and returns ctx's error. Calling it again waits again.
+// Shutdown stops the Endpoint gracefully: new upgrades get 503 with
+// Retry-After, Ready fails, every socket is sent 1001 "going away" (after
+// what it had queued) and closes with cause CauseShutdown. For a deploy,
+// Drain spreads the closes over a window instead. Shutdown waits until
+// every close event has returned, or until ctx is done; then it drops
+// the connections still open and returns ctx's error. Calling it again
+// waits again.
 //
 // http.Server.Shutdown does not wait for WebSockets, which it sees as
 // hijacked connections. Start the Endpoint's Shutdown from the server's:
@@ -205,23 +208,9 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	for _, s := range live {
 		s.out.decide(closeFor(CauseShutdown))
 	}
-
-	done := make(chan struct{})
-	go func() {
-		e.conns.Wait()
-		close(done)
-	}()
+	done := e.allClosed()
 	defer e.leaveCluster()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	e.abort()
-	for _, s := range live {
-		s.closeConn() // fails the handshake or write under way at once
-	}
-	return ctx.Err()
+	return e.awaitClosed(ctx, done, live)
 }
 
 // leaveCluster stops the Endpoint's part in the cluster, once.
@@ -290,6 +279,13 @@ func (r *registry) shutdown() []*Socket {
 	r.shutting = true
 	r.mu.Unlock()
 	return r.all()
+}
+
+// closing reports whether shutdown has been called.
+func (r *registry) closing() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.shutting
 }
 
 // add registers s, or reports false if the Endpoint is shutting down.

@@ -231,7 +231,7 @@ func (s *Socket) startTimers() {
 		t.t[readIdleTimer] = time.AfterFunc(cfg.readIdle, func() { s.checkIdle(readIdleTimer, cfg.readIdle, &s.lastRead) })
 	}
 	if cfg.maxLifetime > 0 {
-		t.t[lifeTimer] = time.AfterFunc(cfg.maxLifetime, func() { s.out.decide(closeFor(CauseLifetime)) })
+		t.t[lifeTimer] = time.AfterFunc(cfg.lifetime(), func() { s.out.decide(closeFor(CauseLifetime)) })
 	}
 }
 

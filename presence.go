@@ -154,8 +154,12 @@ func (p Presence) RoomMembersContext(ctx context.Context, room string) ([]string
 // returns an error that matches ErrNotReady and says why, wrapping the
 // broker's last error. Serve it as a readiness check, so a balancer sends
 // new sockets elsewhere meanwhile; the node's own sockets are served
-// whatever it says.
+// whatever it says. Once Shutdown or Drain has begun, with a broker or
+// without, it returns an error that matches ErrNotReady and says so.
 func (e *Endpoint) Ready() error {
+	if e.reg.closing() {
+		return errShuttingDown
+	}
 	if e.cluster == nil {
 		return nil
 	}
