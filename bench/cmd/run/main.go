@@ -35,7 +35,15 @@ type config struct {
 	RateConns, RateSize, Rate int
 	RateWarm, RateOn          time.Duration
 
-	IdleN int
+	// The idle scenarios: IdleN sockets (idlescale: IdleScaleN, for the
+	// IdleScaleLibs), every contender's keepalive server pinging each
+	// every IdlePing; the server is sampled every IdleSample for
+	// 1+IdleIntervals ping intervals after the last socket connected.
+	IdleN, IdleScaleN int
+	IdleScaleLibs     []string
+	IdlePing          time.Duration
+	IdleSample        time.Duration
+	IdleIntervals     int
 
 	BcastN      []int
 	BcastSize   int
@@ -81,7 +89,8 @@ func fullConfig() config {
 		EchoWarm: 500 * time.Millisecond, EchoOn: 2500 * time.Millisecond,
 		RateConns: 1000, RateSize: 1024, Rate: 10000,
 		RateWarm: time.Second, RateOn: 6 * time.Second,
-		IdleN:  10000,
+		IdleN: 10000, IdleScaleN: 100000, IdleScaleLibs: []string{"laf", "gws"},
+		IdlePing: 5 * time.Second, IdleSample: 100 * time.Millisecond, IdleIntervals: 3,
 		BcastN: []int{1000, 10000}, BcastSize: 1024,
 		BcastCount:  map[int]int{1000: 40, 10000: 20},
 		BcastTimout: 20 * time.Second,
@@ -104,7 +113,7 @@ func quickConfig() config {
 	c.Quick = true
 	c.EchoWarm, c.EchoOn = 200*time.Millisecond, 500*time.Millisecond
 	c.RateWarm, c.RateOn = 300*time.Millisecond, 1500*time.Millisecond
-	c.IdleN = 5000
+	c.IdleN, c.IdleScaleN, c.IdlePing = 5000, 20000, 2*time.Second
 	c.BcastN = []int{1000, 5000}
 	c.BcastCount = map[int]int{1000: 10, 5000: 6}
 	c.HSOn = 1500 * time.Millisecond
@@ -117,7 +126,7 @@ func quickConfig() config {
 	return c
 }
 
-var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "latest", "zecho", "zbroadcast", "gobench", "cluster"}
+var allScenarios = []string{"echo", "rate", "idle", "idlescale", "broadcast", "handshake", "latest", "zecho", "zbroadcast", "gobench", "cluster"}
 
 // scenarioGroups are names that -scenarios expands to several scenarios.
 var scenarioGroups = map[string][]string{"compress": {"zecho", "zbroadcast"}}
@@ -133,6 +142,10 @@ func main() {
 	profileLibs := flag.String("profile-libs", "laf", "contenders to profile with -profile")
 	renderFrom := flag.String("render", "", "write the report from this -json file of an earlier run, without running anything")
 	serverBin := flag.String("server-bin", "", "use this cmd/server binary instead of building one (to compare two versions of laf: build each with go build -o)")
+	idleN := flag.Int("idle-n", 0, "sockets of the idle scenario (default 10,000, or 5,000 with -quick)")
+	idleScaleN := flag.Int("idle-scale-n", 0, "sockets of the idlescale scenario (default 100,000, or 20,000 with -quick); fewer if the open-file limit or the free memory cannot hold them")
+	idlePing := flag.Duration("idle-ping", 0, "the ping interval of every contender in the idle scenarios (default 5s, or 2s with -quick)")
+	idleIntervals := flag.Int("idle-intervals", 0, "ping intervals measured in the idle scenarios, after a first one to settle (default 3)")
 	flag.Parse()
 
 	cfg := fullConfig()
@@ -142,6 +155,18 @@ func main() {
 	if *rounds > 0 {
 		cfg.Rounds = *rounds
 		cfg.BcastRounds = max(1, *rounds-1)
+	}
+	if *idleN > 0 {
+		cfg.IdleN = *idleN
+	}
+	if *idleScaleN > 0 {
+		cfg.IdleScaleN = *idleScaleN
+	}
+	if *idlePing > 0 {
+		cfg.IdlePing = *idlePing
+	}
+	if *idleIntervals > 0 {
+		cfg.IdleIntervals = *idleIntervals
 	}
 	selLibs := libNames()
 	if *libs != "" {
@@ -228,6 +253,8 @@ func main() {
 			err = r.rate()
 		case "idle":
 			err = r.idle()
+		case "idlescale":
+			err = r.idleScale()
 		case "broadcast":
 			err = r.broadcast()
 		case "handshake":

@@ -108,6 +108,22 @@ func (t *Target) Stats(free bool) (Stats, error) {
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
+// Lite reads the server's sockets and goroutines only (/stats?lite=1),
+// which does not stop the server's world to read its memory statistics.
+func (t *Target) Lite() (conns, goroutines int, err error) {
+	resp, err := t.http.Get("http://" + t.Addrs[0] + "/stats?lite=1")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("load: /stats: %s", resp.Status)
+	}
+	var s Stats
+	err = json.NewDecoder(resp.Body).Decode(&s)
+	return s.Conns, s.Goroutines, err
+}
+
 // WaitConns waits until the server's registry holds at least n sockets
 // (exact: exactly n), for at most timeout.
 func (t *Target) WaitConns(n int, exact bool, timeout time.Duration) (Stats, error) {
@@ -212,10 +228,26 @@ func (t *Target) DialMany(n int) ([]*websocket.Conn, error) {
 
 // dialMany opens n sockets with dial and a few dialling goroutines.
 func dialMany(n int, dial func(ctx context.Context, i int) (*websocket.Conn, error)) ([]*websocket.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	conns := make([]*websocket.Conn, n)
-	var next atomic.Int64
+	err := forEach(n, 2*time.Minute, func(ctx context.Context, i int) error {
+		c, err := dial(ctx, i)
+		conns[i] = c
+		return err
+	})
+	if err != nil {
+		CloseAll(conns)
+		return nil, err
+	}
+	return conns, nil
+}
+
+// forEach runs do for 0 to n-1 on 16 goroutines, each i up to 3 times (a
+// full accept queue can refuse a burst of dials), all within timeout. It
+// stops at the first i that fails 3 times and returns its error.
+func forEach(n int, timeout time.Duration, do func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var next, done atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -228,10 +260,10 @@ func dialMany(n int, dial func(ctx context.Context, i int) (*websocket.Conn, err
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				var c *websocket.Conn
 				var err error
-				for try := 0; try < 3; try++ { // a full accept queue can refuse a burst
-					if c, err = dial(ctx, i); err == nil {
+				for try := 0; try < 3; try++ {
+					if err = do(ctx, i); err == nil {
+						done.Add(1)
 						break
 					}
 					time.Sleep(50 * time.Millisecond)
@@ -245,16 +277,14 @@ func dialMany(n int, dial func(ctx context.Context, i int) (*websocket.Conn, err
 					cancel()
 					return
 				}
-				conns[i] = c
 			}
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		CloseAll(conns)
-		return nil, firstErr
+	if firstErr == nil && done.Load() < int64(n) {
+		firstErr = fmt.Errorf("load: dialling %d sockets: %w", n, ctx.Err())
 	}
-	return conns, nil
+	return firstErr
 }
 
 // CloseAll drops every socket at once (no close handshake).

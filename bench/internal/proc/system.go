@@ -1,0 +1,102 @@
+package proc
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Kernel is a reading of the kernel's memory that sockets use, which is
+// in no process's RSS.
+type Kernel struct {
+	Slab      int64 // bytes of slab caches (/proc/meminfo Slab): socket structs, files, epoll items
+	TCPMem    int64 // bytes of TCP socket buffers (/proc/net/sockstat TCP mem, in pages)
+	TCPInUse  int   // TCP sockets in use (/proc/net/sockstat TCP inuse)
+	Available int64 // MemAvailable, bytes
+}
+
+// ReadKernel reads /proc/meminfo and /proc/net/sockstat.
+func ReadKernel() (Kernel, error) {
+	var k Kernel
+	mi, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return k, err
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "Slab:":
+			k.Slab = v << 10
+		case "MemAvailable:":
+			k.Available = v << 10
+		}
+	}
+	ss, err := os.ReadFile("/proc/net/sockstat")
+	if err != nil {
+		return k, err
+	}
+	for _, line := range strings.Split(string(ss), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "TCP:" {
+			continue
+		}
+		for i := 1; i+1 < len(f); i += 2 {
+			v, _ := strconv.ParseInt(f[i+1], 10, 64)
+			switch f[i] {
+			case "inuse":
+				k.TCPInUse = int(v)
+			case "mem":
+				k.TCPMem = v * int64(os.Getpagesize())
+			}
+		}
+	}
+	if k.Slab == 0 {
+		return k, fmt.Errorf("no Slab in /proc/meminfo")
+	}
+	return k, nil
+}
+
+// Nofile is what RaiseNofile found and left.
+type Nofile struct {
+	Hard0     uint64 // the hard limit before
+	Cur, Max  uint64 // the limits after
+	RaisedMax bool   // the hard limit was raised (the process may: root)
+}
+
+// RaiseNofile raises this process's soft limit of open files to n, and
+// the hard limit with it if it is lower and the process may (root may,
+// up to fs.nr_open). It never lowers a limit. If the hard limit cannot
+// be raised, the soft limit goes as high as the hard one; Cur then says
+// how many files the process may open.
+func RaiseNofile(n uint64) (Nofile, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return Nofile{}, err
+	}
+	r := Nofile{Hard0: lim.Max, Cur: lim.Cur, Max: lim.Max}
+	if lim.Cur >= n {
+		return r, nil
+	}
+	if n > lim.Max {
+		want := syscall.Rlimit{Cur: n, Max: n}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
+			r.Cur, r.Max, r.RaisedMax = n, n, true
+			return r, nil
+		}
+	}
+	want := syscall.Rlimit{Cur: min(n, lim.Max), Max: lim.Max}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		return r, err
+	}
+	r.Cur = want.Cur
+	return r, nil
+}
