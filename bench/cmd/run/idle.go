@@ -14,11 +14,14 @@ import (
 
 // IdleRow is one contender holding idle sockets with keepalive on.
 //
-// The window starts when the last socket has connected and lasts
-// 1+Intervals ping intervals; the server is sampled every IdleSample.
-// The first interval settles (connecting's garbage, the first pings);
-// the peaks are of the ping rounds after it, and the steady state is
-// the median of the last interval's samples. None of these involve a
+// The window starts when the last socket has connected and lasts at
+// least 1+IdleIntervals ping intervals, and then as many more as it
+// takes for RSS to stop growing (the median of an interval's samples
+// within idlePlateau of the one before), up to IdleMaxIntervals in all;
+// the server is sampled every IdleSample. The first interval settles
+// (connecting's garbage, the first pings); the peaks are of the ping
+// rounds after it, and the steady state is the median of the last
+// interval's samples. None of these involve a
 // forced GC: they are RSS as top shows it. The forced figures, read
 // after debug.FreeOSMemory once the window is over, are the figure of
 // earlier reports (read then 1 s after connecting, before any ping).
@@ -33,6 +36,7 @@ type IdleRow struct {
 	Scale     bool
 	Ping      time.Duration // every contender's ping interval
 	Intervals int           // measured, after the first
+	Plateau   bool          // RSS stopped growing before IdleMaxIntervals
 	Profiled  bool          // run with GODEBUG=memprofilerate=1 for heap profiles: figures perturbed
 
 	// Forced (debug.FreeOSMemory): before connecting (Base*), and after
@@ -72,11 +76,23 @@ type IdleSample struct {
 	RSS   int64
 	Gor   int // -1 if /stats did not answer
 	Pings uint64
+	// From the server's runtime/metrics: GC cycles since it started, the
+	// heap goal, the bytes of heap objects (live and not yet swept).
+	GCs         uint64
+	HeapGoal    uint64
+	HeapObjects uint64
 }
 
+// idlePlateau ends the adaptive window: once the median RSS of an
+// interval has grown less than this share of the RSS the sockets add
+// (over the baseline) since the interval before, or after
+// IdleMaxIntervals intervals in all.
+const idlePlateau = 0.02
+
 // idleFDSpare is the open files each process keeps beyond one per
-// socket: listeners, the control connection, the dialler's own.
-const idleFDSpare = 1000
+// socket: the server's listeners and control connections, the client's
+// dials under way (two descriptors each while its own is duplicated).
+const idleFDSpare = 200
 
 // idleBytesPerConn bounds what a connection may cost the machine in the
 // idle scenarios (server RSS, client, kernel both ends): N is cut so
@@ -118,7 +134,7 @@ func fitIdle(want int) (n int, lim proc.Nofile, why string, err error) {
 	n = want
 	if room := int(lim.Cur) - idleFDSpare; room < n {
 		n = room
-		why = fmt.Sprintf("the open-file limit: hard limit %s, not raised (not root)", commas(int64(lim.Max)))
+		why = fmt.Sprintf("the open-file limit: its hard limit is %s, and raising it failed (%s)", commas(int64(lim.Max)), lim.MaxErr)
 	}
 	if k, err := proc.ReadKernel(); err == nil {
 		if room := int(k.Available / 2 / idleBytesPerConn); room < n {
@@ -165,8 +181,8 @@ func (r *runner) idleRun(lib string, want int, scale bool) (IdleRow, error) {
 	var gor []int
 	for range 5 {
 		rss = append(rss, s.sample().RSS)
-		if _, g, err := s.t.Lite(); err == nil {
-			gor = append(gor, g)
+		if st, err := s.t.Lite(); err == nil {
+			gor = append(gor, st.Goroutines)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -195,12 +211,12 @@ func (r *runner) idleRun(lib string, want int, scale bool) (IdleRow, error) {
 	}
 	defer ic.Stop()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		conns, _, err := s.t.Lite()
-		if err == nil && conns == n {
+		st, err := s.t.Lite()
+		if err == nil && st.Conns == n {
 			break
 		}
 		if time.Now().After(deadline) {
-			return row, fmt.Errorf("the server has %d of %d sockets (%v)", conns, n, err)
+			return row, fmt.Errorf("the server has %d of %d sockets (%v)", st.Conns, n, err)
 		}
 	}
 	connected := time.Now()
@@ -208,19 +224,52 @@ func (r *runner) idleRun(lib string, want int, scale bool) (IdleRow, error) {
 	row.ConnectPerSec = float64(n) / row.Connect.Seconds()
 	logf("  idle %-12s %d sockets connected in %v", lib, n, row.Connect.Round(time.Millisecond))
 
-	// The window, sampled.
+	// The window, sampled, interval by interval.
 	pings0 := ic.Pings()
-	end := connected.Add(time.Duration(1+c.IdleIntervals) * c.IdlePing)
 	tick := time.NewTicker(c.IdleSample)
-	for now := connected; now.Before(end); now = <-tick.C {
-		smp := IdleSample{T: now.Sub(connected), RSS: s.sample().RSS, Gor: -1}
-		if _, g, err := s.t.Lite(); err == nil {
-			smp.Gor = g
+	now := connected
+	for k := 1; ; k++ {
+		for end := connected.Add(time.Duration(k) * c.IdlePing); now.Before(end); now = <-tick.C {
+			smp := IdleSample{T: now.Sub(connected), RSS: s.sample().RSS, Gor: -1}
+			if st, err := s.t.Lite(); err == nil {
+				smp.Gor, smp.GCs, smp.HeapGoal, smp.HeapObjects = st.Goroutines, st.GCs, st.HeapGoal, st.HeapObjects
+			}
+			smp.Pings = ic.Pings() - pings0
+			row.Samples = append(row.Samples, smp)
 		}
-		smp.Pings = ic.Pings() - pings0
-		row.Samples = append(row.Samples, smp)
+		if prof != "" {
+			// The allocations of each ping interval: -base the profile at
+			// its start (kept for the last interval, below).
+			if err := s.fetch("/debug/pprof/heap?gc=1", fmt.Sprintf("%s.heap.at%d.pb.gz", prof, k)); err != nil {
+				logf("  heap profile: %v", err)
+			}
+		}
+		if k < 1+c.IdleIntervals {
+			continue
+		}
+		last, prev := row.intervalMedian(k-1), row.intervalMedian(k-2)
+		if last-prev <= int64(idlePlateau*float64(last-row.Base0RSS)) {
+			row.Plateau = true
+		}
+		if row.Plateau || k >= c.IdleMaxIntervals {
+			row.Intervals = k - 1
+			break
+		}
+		logf("  idle %-12s RSS still growing after %d intervals: %s → %s", lib, k, bytesStr(float64(prev)), bytesStr(float64(last)))
 	}
 	tick.Stop()
+	if prof != "" {
+		// Keep the profile at the start of the last interval, to be the
+		// base of the one at its end: what one ping round allocates.
+		for k := 1; k <= row.Intervals+1; k++ {
+			f := fmt.Sprintf("%s.heap.at%d.pb.gz", prof, k)
+			if k == row.Intervals {
+				os.Rename(f, prof+".heap.lastround.pb.gz")
+			} else {
+				os.Remove(f)
+			}
+		}
+	}
 	if k1, err := proc.ReadKernel(); err == nil && kerr == nil {
 		row.KernelPer = float64(k1.Slab-k0.Slab+k1.TCPMem-k0.TCPMem) / float64(n)
 	}
@@ -250,6 +299,18 @@ func (r *runner) idleRun(lib string, want int, scale bool) (IdleRow, error) {
 		logf("  idle %s: the server closed %d sockets that answered its pings; %d client errors", lib, row.Closed, row.ClientErrors)
 	}
 	return row, nil
+}
+
+// intervalMedian returns the median RSS of the samples of ping interval
+// k of the window (the first is 0).
+func (row *IdleRow) intervalMedian(k int) int64 {
+	var v []int64
+	for _, s := range row.Samples {
+		if s.T >= time.Duration(k)*row.Ping && s.T < time.Duration(k+1)*row.Ping {
+			v = append(v, s.RSS)
+		}
+	}
+	return median(v)
 }
 
 // summarize computes the steady state and the peaks from the samples.

@@ -30,6 +30,20 @@ func gorStr(r IdleRow) string {
 	return fmt.Sprintf("%s → %s → %s", commas(int64(r.Base0Gor)), commas(r.SteadyGor), commas(int64(r.PeakGor)))
 }
 
+// intervalsStr says how many intervals were measured after the first,
+// and whether RSS had stopped growing.
+func intervalsStr(r IdleRow) string {
+	if r.Plateau {
+		return fmt.Sprint(r.Intervals)
+	}
+	return fmt.Sprintf("%d, no plateau", r.Intervals)
+}
+
+// pingsPer returns the pings a socket got per interval of the window.
+func pingsPer(r IdleRow) float64 {
+	return float64(r.Pings) / float64(r.N) / float64(1+r.Intervals)
+}
+
 func peakRatio(r IdleRow) float64 {
 	if r.SteadyPer <= 0 {
 		return 0
@@ -52,12 +66,13 @@ func renderIdle(b *strings.Builder, res *Results) {
 	w("## 3. Idle memory, keepalive on\n\n")
 	w("Idle sockets, every contender's server pinging every socket every %s, its keepalive set up the library's lightest documented way (below), and closing a socket whose pong has not come within one more interval. ", first.Ping)
 	w("The clients answer every ping at once and do nothing else: each socket is upgraded by the load client's dialer, then its file descriptor goes to one epoll goroutine for all the sockets, which answers pings with pongs (no client goroutine or buffer per socket). ")
-	w("Once the last socket has connected, the server is sampled every %s for %d ping intervals: RSS from /proc/PID/status, goroutines from its /stats, with no GC and no `FreeOSMemory`. The first interval settles (connecting's garbage, the first pings); the %d after it are the ping rounds measured.\n\n", c.IdleSample, 1+first.Intervals, first.Intervals)
+	w("Once the last socket has connected, the server is sampled every %s: RSS from /proc/PID/status, goroutines and the heap goal from its /stats (runtime/metrics), with no GC and no `FreeOSMemory`. ", c.IdleSample)
+	w("The first ping interval settles (connecting's garbage, the first pings); then at least %d intervals are measured, and more, one at a time, while RSS is still growing (an interval's median more than %.0f%% above the previous one's, counted over the baseline), up to %d intervals in all: garbage that the pings make grows RSS round after round until the heap reaches its GC goal, and the steady state is only there once it has. *intervals* is how many were measured, with \"no plateau\" if RSS was still growing at the end.\n\n", c.IdleIntervals, idlePlateau*100, c.IdleMaxIntervals)
 	w("- *steady RSS/socket*: the median of the last interval's samples, minus the RSS before connecting (read the same way), over the sockets: memory as `top` shows it, the figure the goals use.\n")
-	w("- *peak in ping rounds*: the highest sample of the %d measured intervals, the same way; *peak/steady* is its ratio to the steady state.\n", first.Intervals)
+	w("- *peak in ping rounds*: the highest sample of the measured intervals, the same way; *peak/steady* is its ratio to the steady state.\n")
 	w("- *forced*: RSS after `debug.FreeOSMemory()` (a GC that returns freed memory to the OS) once the window is over, minus the same before connecting: the figure earlier reports gave, read then 1 s after connecting and before any ping. *heap+stack* is the Go heap in use plus goroutine stacks at that moment.\n")
 	w("- *goroutines*: before connecting → the steady state (median of the last interval) → the highest sample of the ping rounds.\n")
-	w("- *pings/socket*: the pings each client got in the window (%d intervals): about %d when every socket is pinged every interval.\n", 1+first.Intervals, 1+first.Intervals)
+	w("- *pings/socket*: the pings each client got in the window, over the window's intervals: 1.00 when every socket is pinged once an interval.\n")
 	w("- *kernel/conn*: kernel memory is in no process's RSS. This is the growth of the slab caches and TCP buffers (/proc/meminfo, /proc/net/sockstat) over the window, per connection, both ends (client and server are on this machine's loopback); other jobs on the machine move it too, so read it as approximate.\n\n")
 	w("| contender | keepalive |\n|---|---|\n")
 	for _, l := range servers.Libs {
@@ -68,28 +83,28 @@ func renderIdle(b *strings.Builder, res *Results) {
 	w("\n")
 	if len(rows) > 0 {
 		w("### %s sockets\n\n", commas(int64(rows[0].N)))
-		w("| contender | pings/socket | steady RSS/socket | (× coder-read / × best peer) | peak in ping rounds | peak/steady | forced RSS/socket | heap+stack/socket | goroutines | threads | kernel/conn | connects/s | closed by the server |\n")
-		w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		w("| contender | intervals | pings/socket/interval | steady RSS/socket | (× coder-read / × best peer) | peak in ping rounds | peak/steady | forced RSS/socket | heap+stack/socket | goroutines | threads | kernel/conn | connects/s | closed by the server |\n")
+		w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		name := func(r IdleRow) string { return r.Lib }
 		steady := func(r IdleRow) float64 { return r.SteadyPer }
 		for _, r := range rows {
-			w("| %s | %.2f | %s | %s | %s | %.2f | %s | %s | %s | %d | %s | %s | %d |\n", lib(r.Lib), float64(r.Pings)/float64(r.N),
+			w("| %s | %s | %.2f | %s | %s | %s | %.2f | %s | %s | %s | %d | %s | %s | %d |\n", lib(r.Lib), intervalsStr(r), pingsPer(r),
 				bytesStr(r.SteadyPer), ratios(rows, name, steady, r.SteadyPer, false, false), bytesStr(r.PeakPer), peakRatio(r),
 				bytesStr(r.RSSPer), bytesStr(r.HeapPer), gorStr(r), r.Threads, bytesStr(r.KernelPer), num(r.ConnectPerSec), r.Closed)
 		}
 		w("\n")
-		renderIdleNotes(b, rows)
+		renderIdleNotes(b, rows, true)
 	}
 	if len(scale) > 0 {
 		renderIdleScale(b, scale)
 	}
 }
 
-// renderIdleNotes says what a row needs said: fewer sockets than asked,
-// profiled servers, sockets closed.
-func renderIdleNotes(b *strings.Builder, rows []IdleRow) {
+// renderIdleNotes says what a row needs said: fewer sockets than asked
+// (with fewer), profiled servers, sockets closed.
+func renderIdleNotes(b *strings.Builder, rows []IdleRow, fewer bool) {
 	for _, r := range rows {
-		if r.N < r.Wanted {
+		if fewer && r.N < r.Wanted {
 			fmt.Fprintf(b, "%s held %s sockets, not the %s asked for: %s.\n\n", r.Lib, commas(int64(r.N)), commas(int64(r.Wanted)), r.Limit)
 		}
 		if r.Profiled {
@@ -104,27 +119,32 @@ func renderIdleNotes(b *strings.Builder, rows []IdleRow) {
 func renderIdleScale(b *strings.Builder, rows []IdleRow) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	r0 := rows[0]
-	w("### %s sockets\n\n", commas(int64(r0.Wanted)))
-	w("The same measure with more sockets, for laf and gws, one server process each. The clients are spread over 8 source addresses (127.B.0.2-9) and the server's 4 listeners: each (source address, listener) pair has its own %s ephemeral ports. ", commas(int64(r0.Ports)))
 	lim := r0.Nofile
+	if r0.N < r0.Wanted {
+		w("### %s sockets (%s asked for)\n\n", commas(int64(r0.N)), commas(int64(r0.Wanted)))
+	} else {
+		w("### %s sockets\n\n", commas(int64(r0.N)))
+	}
+	w("The same measure with more sockets, for laf and gws, one server process each. The clients are spread over 8 source addresses (127.B.0.2-9) and the server's 4 listeners: each (source address, listener) pair has its own %s ephemeral ports. ", commas(int64(r0.Ports)))
 	switch {
 	case lim.RaisedMax:
-		w("The bench raised its open-file limit itself (`setrlimit`, passed on to the server, which raises its own too): the hard limit was %s (`ulimit -Hn`); running as root, it raised it to %s. ", commas(int64(lim.Hard0)), commas(int64(lim.Max)))
-	case lim.Cur >= uint64(r0.N):
-		w("The open-file limit (%s) was already high enough. ", commas(int64(lim.Cur)))
+		w("The bench raised its open-file limit itself (`setrlimit`, passed on to the server, which raises its own too): the hard limit was %s (`ulimit -Hn`), and it raised it to %s. ", commas(int64(lim.Hard0)), commas(int64(lim.Max)))
+	case lim.MaxErr == "":
+		w("The open-file limit (%s) was high enough. ", commas(int64(lim.Cur)))
 	default:
-		w("The bench could not raise the hard open-file limit (%s: not root), and used the largest number of sockets that fits under it. ", commas(int64(lim.Max)))
+		w("**Not %s sockets here:** the hard open-file limit of a process on this machine is %s (`ulimit -Hn`), and the bench could not raise it (`setrlimit`: %s; raising a hard limit takes CAP_SYS_RESOURCE, which this machine's root does not have). Every socket is a file descriptor in the server process, so %s sockets (the limit less %d for the rest) is the most one server can hold here; the bench uses that many, and the 1,000,000 below is extrapolated from them. ",
+			commas(int64(r0.Wanted)), commas(int64(lim.Max)), lim.MaxErr, commas(int64(r0.N)), idleFDSpare)
 	}
 	w("*connect* is the time from the first dial until the server had every socket (16 dialling goroutines; a handshake at a time on each).\n\n")
-	w("| contender | sockets | connect | connects/s | pings/socket | steady RSS/socket | peak in ping rounds | peak/steady | forced RSS/socket | heap+stack/socket | goroutines | kernel/conn | closed by the server |\n")
-	w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	w("| contender | sockets | connect | connects/s | intervals | pings/socket/interval | steady RSS/socket | peak in ping rounds | peak/steady | forced RSS/socket | heap+stack/socket | goroutines | kernel/conn | closed by the server |\n")
+	w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rows {
-		w("| %s | %s | %s | %s | %.2f | %s | %s | %.2f | %s | %s | %s | %s | %d |\n", lib(r.Lib), commas(int64(r.N)), dur(r.Connect), num(r.ConnectPerSec),
-			float64(r.Pings)/float64(r.N), bytesStr(r.SteadyPer), bytesStr(r.PeakPer), peakRatio(r), bytesStr(r.RSSPer), bytesStr(r.HeapPer),
+		w("| %s | %s | %s | %s | %s | %.2f | %s | %s | %.2f | %s | %s | %s | %s | %d |\n", lib(r.Lib), commas(int64(r.N)), dur(r.Connect), num(r.ConnectPerSec),
+			intervalsStr(r), pingsPer(r), bytesStr(r.SteadyPer), bytesStr(r.PeakPer), peakRatio(r), bytesStr(r.RSSPer), bytesStr(r.HeapPer),
 			gorStr(r), bytesStr(r.KernelPer), r.Closed)
 	}
 	w("\n")
-	renderIdleNotes(b, rows)
+	renderIdleNotes(b, rows, lim.MaxErr == "")
 
 	const m = 1_000_000
 	w("**What 1,000,000 idle sockets would need** (extrapolated from these rows, not measured): ")

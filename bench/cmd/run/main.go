@@ -37,13 +37,14 @@ type config struct {
 
 	// The idle scenarios: IdleN sockets (idlescale: IdleScaleN, for the
 	// IdleScaleLibs), every contender's keepalive server pinging each
-	// every IdlePing; the server is sampled every IdleSample for
-	// 1+IdleIntervals ping intervals after the last socket connected.
-	IdleN, IdleScaleN int
-	IdleScaleLibs     []string
-	IdlePing          time.Duration
-	IdleSample        time.Duration
-	IdleIntervals     int
+	// every IdlePing; the server is sampled every IdleSample for at least
+	// 1+IdleIntervals ping intervals after the last socket connected, and
+	// up to IdleMaxIntervals while its RSS still grows.
+	IdleN, IdleScaleN               int
+	IdleScaleLibs                   []string
+	IdlePing                        time.Duration
+	IdleSample                      time.Duration
+	IdleIntervals, IdleMaxIntervals int
 
 	BcastN      []int
 	BcastSize   int
@@ -90,7 +91,7 @@ func fullConfig() config {
 		RateConns: 1000, RateSize: 1024, Rate: 10000,
 		RateWarm: time.Second, RateOn: 6 * time.Second,
 		IdleN: 10000, IdleScaleN: 100000, IdleScaleLibs: []string{"laf", "gws"},
-		IdlePing: 5 * time.Second, IdleSample: 100 * time.Millisecond, IdleIntervals: 3,
+		IdlePing: 5 * time.Second, IdleSample: 100 * time.Millisecond, IdleIntervals: 3, IdleMaxIntervals: 16,
 		BcastN: []int{1000, 10000}, BcastSize: 1024,
 		BcastCount:  map[int]int{1000: 40, 10000: 20},
 		BcastTimout: 20 * time.Second,

@@ -19,8 +19,9 @@
 // the client can tell when every socket has it. /stats?gc=1 runs
 // runtime.GC first; free=1 runs debug.FreeOSMemory (a GC that also
 // returns freed memory to the OS, for RSS readings); lite=1 reports only
-// conns and goroutines, without stopping the world to read the memory
-// statistics (the idle scenario polls it every 100 ms). With payload=chat,
+// conns, goroutines and, from runtime/metrics, the GC cycles, the heap
+// goal and the bytes of heap objects (live and not yet swept), without
+// stopping the world (the idle scenario polls it every 100 ms). With payload=chat,
 // the broadcast is JSON-like chat traffic (wire.NewChat) rather than
 // padding.
 //
@@ -48,6 +49,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -120,7 +122,10 @@ func main() {
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Query().Get("lite") == "1" {
-			json.NewEncoder(w).Encode(map[string]any{"conns": srv.Conns(), "goroutines": runtime.NumGoroutine()})
+			ms := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/goal:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+			metrics.Read(ms)
+			json.NewEncoder(w).Encode(map[string]any{"conns": srv.Conns(), "goroutines": runtime.NumGoroutine(),
+				"gcs": ms[0].Value.Uint64(), "heap_goal": ms[1].Value.Uint64(), "heap_objects": ms[2].Value.Uint64()})
 			return
 		}
 		switch {

@@ -88,6 +88,11 @@ type Stats struct {
 	// Compressed is the messages the server compressed, if it counts
 	// them (laf), or nil.
 	Compressed *uint64 `json:"compressed"`
+	// From /stats?lite=1 (Lite): GC cycles, the heap goal, and the bytes
+	// of heap objects, live and not yet swept.
+	GCs         uint64 `json:"gcs"`
+	HeapGoal    uint64 `json:"heap_goal"`
+	HeapObjects uint64 `json:"heap_objects"`
 }
 
 // Stats reads the server's stats; with free, after debug.FreeOSMemory.
@@ -108,20 +113,19 @@ func (t *Target) Stats(free bool) (Stats, error) {
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
-// Lite reads the server's sockets and goroutines only (/stats?lite=1),
-// which does not stop the server's world to read its memory statistics.
-func (t *Target) Lite() (conns, goroutines int, err error) {
+// Lite reads the server's /stats?lite=1: sockets, goroutines, GC cycles,
+// heap goal and heap objects, read without stopping the server's world.
+func (t *Target) Lite() (Stats, error) {
+	var s Stats
 	resp, err := t.http.Get("http://" + t.Addrs[0] + "/stats?lite=1")
 	if err != nil {
-		return 0, 0, err
+		return s, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, fmt.Errorf("load: /stats: %s", resp.Status)
+		return s, fmt.Errorf("load: /stats: %s", resp.Status)
 	}
-	var s Stats
-	err = json.NewDecoder(resp.Body).Decode(&s)
-	return s.Conns, s.Goroutines, err
+	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
 // WaitConns waits until the server's registry holds at least n sockets

@@ -69,12 +69,14 @@ func ReadKernel() (Kernel, error) {
 type Nofile struct {
 	Hard0     uint64 // the hard limit before
 	Cur, Max  uint64 // the limits after
-	RaisedMax bool   // the hard limit was raised (the process may: root)
+	RaisedMax bool   // the hard limit was raised (the process may: CAP_SYS_RESOURCE)
+	// MaxErr is why the hard limit could not be raised, if it was to be.
+	MaxErr string `json:",omitempty"`
 }
 
 // RaiseNofile raises this process's soft limit of open files to n, and
 // the hard limit with it if it is lower and the process may (root may,
-// up to fs.nr_open). It never lowers a limit. If the hard limit cannot
+// up to fs.nr_open, with CAP_SYS_RESOURCE). It never lowers a limit. If the hard limit cannot
 // be raised, the soft limit goes as high as the hard one; Cur then says
 // how many files the process may open.
 func RaiseNofile(n uint64) (Nofile, error) {
@@ -88,10 +90,12 @@ func RaiseNofile(n uint64) (Nofile, error) {
 	}
 	if n > lim.Max {
 		want := syscall.Rlimit{Cur: n, Max: n}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
+		err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
+		if err == nil {
 			r.Cur, r.Max, r.RaisedMax = n, n, true
 			return r, nil
 		}
+		r.MaxErr = err.Error()
 	}
 	want := syscall.Rlimit{Cur: min(n, lim.Max), Max: lim.Max}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
