@@ -2,8 +2,8 @@
 // server process at a time, and writes BENCHMARKS.md at the repository
 // root.
 //
-//	cd bench && go run ./cmd/run          # full run, 12-16 minutes
-//	cd bench && go run ./cmd/run -quick   # shorter runs, 1-2 minutes
+//	cd bench && go run ./cmd/run          # full run, 17-22 minutes
+//	cd bench && go run ./cmd/run -quick   # shorter runs, about 4 minutes
 //
 // Flags select contenders (-libs), scenarios (-scenarios), the output
 // (-out), and save pprof profiles of chosen servers (-profile).
@@ -114,7 +114,7 @@ func quickConfig() config {
 	c.Quick = true
 	c.EchoWarm, c.EchoOn = 200*time.Millisecond, 500*time.Millisecond
 	c.RateWarm, c.RateOn = 300*time.Millisecond, 1500*time.Millisecond
-	c.IdleN, c.IdleScaleN, c.IdlePing = 5000, 20000, 2*time.Second
+	c.IdleN, c.IdleScaleN, c.IdlePing, c.IdleIntervals, c.IdleMaxIntervals = 5000, 10000, 2*time.Second, 2, 6
 	c.BcastN = []int{1000, 5000}
 	c.BcastCount = map[int]int{1000: 10, 5000: 6}
 	c.HSOn = 1500 * time.Millisecond
@@ -133,7 +133,7 @@ var allScenarios = []string{"echo", "rate", "idle", "idlescale", "broadcast", "h
 var scenarioGroups = map[string][]string{"compress": {"zecho", "zbroadcast"}}
 
 func main() {
-	quick := flag.Bool("quick", false, "shorter runs and fewer sockets (about 1-2 minutes)")
+	quick := flag.Bool("quick", false, "shorter runs and fewer sockets (about 4 minutes)")
 	rounds := flag.Int("rounds", 0, "rounds of the echo, zecho and handshake scenarios, best kept (default 3, or 1 with -quick); the broadcast and zbroadcast scenarios run one round fewer")
 	libs := flag.String("libs", "", "comma-separated contenders (default all: "+strings.Join(libNames(), ",")+")")
 	scen := flag.String("scenarios", "", "comma-separated scenarios (default all: "+strings.Join(allScenarios, ",")+"; compress is zecho,zbroadcast)")
@@ -144,9 +144,9 @@ func main() {
 	renderFrom := flag.String("render", "", "write the report from this -json file of an earlier run, without running anything")
 	serverBin := flag.String("server-bin", "", "use this cmd/server binary instead of building one (to compare two versions of laf: build each with go build -o)")
 	idleN := flag.Int("idle-n", 0, "sockets of the idle scenario (default 10,000, or 5,000 with -quick)")
-	idleScaleN := flag.Int("idle-scale-n", 0, "sockets of the idlescale scenario (default 100,000, or 20,000 with -quick); fewer if the open-file limit or the free memory cannot hold them")
+	idleScaleN := flag.Int("idle-scale-n", 0, "sockets of the idlescale scenario (default 100,000, or 10,000 with -quick); fewer if the open-file limit or the free memory cannot hold them")
 	idlePing := flag.Duration("idle-ping", 0, "the ping interval of every contender in the idle scenarios (default 5s, or 2s with -quick)")
-	idleIntervals := flag.Int("idle-intervals", 0, "ping intervals measured in the idle scenarios, after a first one to settle (default 3)")
+	idleIntervals := flag.Int("idle-intervals", 0, "ping intervals measured at least in the idle scenarios, after a first one to settle (default 3, or 2 with -quick); more while RSS still grows")
 	flag.Parse()
 
 	cfg := fullConfig()
