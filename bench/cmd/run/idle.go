@@ -16,9 +16,14 @@ import (
 //
 // The window starts when the last socket has connected and lasts at
 // least 1+IdleIntervals ping intervals, and then as many more as it
-// takes for RSS to stop growing (the median of an interval's samples
-// within idlePlateau of the one before), up to IdleMaxIntervals in all;
-// the server is sampled every IdleSample. The first interval settles
+// takes to reach the steady state, up to IdleMaxIntervals in all: RSS
+// has stopped growing (the median of an interval's samples within
+// idlePlateau of the one before), and, if the pings make garbage (the
+// heap objects grew by more than idleChurn of the heap goal in the last
+// interval), two GCs have run since the last socket connected, so that
+// a whole GC cycle of ping garbage is in the window (RSS is flat after a
+// GC until the heap outgrows its earlier high-water mark). The server
+// is sampled every IdleSample. The first interval settles
 // (connecting's garbage, the first pings); the peaks are of the ping
 // rounds after it, and the steady state is the median of the last
 // interval's samples. None of these involve a
@@ -36,7 +41,8 @@ type IdleRow struct {
 	Scale     bool
 	Ping      time.Duration // every contender's ping interval
 	Intervals int           // measured, after the first
-	Plateau   bool          // RSS stopped growing before IdleMaxIntervals
+	Plateau   bool          // the window reached the steady state before IdleMaxIntervals
+	GCs       int           // GC cycles in the window
 	Profiled  bool          // run with GODEBUG=memprofilerate=1 for heap profiles: figures perturbed
 
 	// Forced (debug.FreeOSMemory): before connecting (Base*), and after
@@ -83,11 +89,14 @@ type IdleSample struct {
 	HeapObjects uint64
 }
 
-// idlePlateau ends the adaptive window: once the median RSS of an
-// interval has grown less than this share of the RSS the sockets add
-// (over the baseline) since the interval before, or after
-// IdleMaxIntervals intervals in all.
-const idlePlateau = 0.02
+// The steady state of the adaptive window (see IdleRow): RSS grew by
+// less than idlePlateau of what the sockets add in the last interval,
+// and the heap objects by less than idleChurn of the heap goal, or two
+// GCs have run.
+const (
+	idlePlateau = 0.02
+	idleChurn   = 0.01
+)
 
 // idleFDSpare is the open files each process keeps beyond one per
 // socket: the server's listeners and control connections, the client's
@@ -251,14 +260,19 @@ func (r *runner) idleRun(lib string, want int, scale bool) (IdleRow, error) {
 			continue
 		}
 		last, prev := row.intervalMedian(k-1), row.intervalMedian(k-2)
-		if last-prev <= int64(idlePlateau*float64(last-row.Base0RSS)) {
-			row.Plateau = true
-		}
+		flat := last-prev <= int64(idlePlateau*float64(last-row.Base0RSS))
+		churn, gcs := row.churn(k - 1)
+		row.GCs = gcs
+		row.Plateau = flat && (!churn || gcs >= 2)
 		if row.Plateau || k >= c.IdleMaxIntervals {
 			row.Intervals = k - 1
 			break
 		}
-		logf("  idle %-12s RSS still growing after %d intervals: %s → %s", lib, k, bytesStr(float64(prev)), bytesStr(float64(last)))
+		if !flat {
+			logf("  idle %-12s RSS still growing after %d intervals: %s → %s", lib, k, bytesStr(float64(prev)), bytesStr(float64(last)))
+		} else {
+			logf("  idle %-12s RSS flat after %d intervals, but the pings make garbage and %d GCs have run: waiting for a whole GC cycle", lib, k, gcs)
+		}
 	}
 	tick.Stop()
 	if prof != "" {
@@ -274,7 +288,11 @@ func (r *runner) idleRun(lib string, want int, scale bool) (IdleRow, error) {
 		}
 	}
 	if k1, err := proc.ReadKernel(); err == nil && kerr == nil {
-		row.KernelPer = float64(k1.Slab-k0.Slab+k1.TCPMem-k0.TCPMem) / float64(n)
+		slab := k1.Slab - k0.Slab
+		if k0.SockSlab > 0 && k1.SockSlab > 0 {
+			slab = k1.SockSlab - k0.SockSlab
+		}
+		row.KernelPer = float64(slab+k1.TCPMem-k0.TCPMem) / float64(n)
 	}
 	row.Pings, row.Closed, row.ClientErrors = ic.Pings()-pings0, ic.Closed(), ic.Errors()
 	if prof != "" {
@@ -314,6 +332,40 @@ func (row *IdleRow) intervalMedian(k int) int64 {
 		}
 	}
 	return median(v)
+}
+
+// churn says whether the heap objects grew by more than idleChurn of the
+// heap goal over interval k (or a GC ran in it), and returns the GCs
+// since the window began.
+func (row *IdleRow) churn(k int) (bool, int) {
+	var first, last *IdleSample
+	for i := range row.Samples {
+		s := &row.Samples[i]
+		if s.Gor < 0 { // /stats did not answer
+			continue
+		}
+		if s.T >= time.Duration(k)*row.Ping && s.T < time.Duration(k+1)*row.Ping {
+			if first == nil {
+				first = s
+			}
+			last = s
+		}
+	}
+	var start *IdleSample
+	for i := range row.Samples {
+		if row.Samples[i].Gor >= 0 {
+			start = &row.Samples[i]
+			break
+		}
+	}
+	if first == nil || start == nil {
+		return true, 0
+	}
+	gcs := int(last.GCs - start.GCs)
+	if last.GCs != first.GCs {
+		return true, gcs
+	}
+	return float64(last.HeapObjects)-float64(first.HeapObjects) > idleChurn*float64(last.HeapGoal), gcs
 }
 
 // summarize computes the steady state and the peaks from the samples.

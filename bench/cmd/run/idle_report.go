@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lafgo/laf/bench/internal/proc"
 	"github.com/lafgo/laf/bench/internal/servers"
 )
 
@@ -26,17 +27,26 @@ func idleRows(res *Results, scale bool) []IdleRow {
 // pollers), whatever the number of sockets.
 const idleGorSlack = 16
 
+// span formats a ping interval or a sampling period: "5 s", "100 ms".
+func span(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%g ms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%g s", d.Seconds())
+}
+
 func gorStr(r IdleRow) string {
 	return fmt.Sprintf("%s → %s → %s", commas(int64(r.Base0Gor)), commas(r.SteadyGor), commas(int64(r.PeakGor)))
 }
 
 // intervalsStr says how many intervals were measured after the first,
-// and whether RSS had stopped growing.
+// the GCs in the window, and whether it reached the steady state.
 func intervalsStr(r IdleRow) string {
-	if r.Plateau {
-		return fmt.Sprint(r.Intervals)
+	s := fmt.Sprintf("%d (%d GCs)", r.Intervals, r.GCs)
+	if !r.Plateau {
+		s += ", no steady state"
 	}
-	return fmt.Sprintf("%d, no plateau", r.Intervals)
+	return s
 }
 
 // pingsPer returns the pings a socket got per interval of the window.
@@ -64,16 +74,19 @@ func renderIdle(b *strings.Builder, res *Results) {
 	}
 	c := res.Meta.Config
 	w("## 3. Idle memory, keepalive on\n\n")
-	w("Idle sockets, every contender's server pinging every socket every %s, its keepalive set up the library's lightest documented way (below), and closing a socket whose pong has not come within one more interval. ", first.Ping)
+	w("Idle sockets, every contender's server pinging every socket every %s, its keepalive set up the library's lightest documented way (below), and closing a socket whose pong has not come within one more interval. ", span(first.Ping))
 	w("The clients answer every ping at once and do nothing else: each socket is upgraded by the load client's dialer, then its file descriptor goes to one epoll goroutine for all the sockets, which answers pings with pongs (no client goroutine or buffer per socket). ")
-	w("Once the last socket has connected, the server is sampled every %s: RSS from /proc/PID/status, goroutines and the heap goal from its /stats (runtime/metrics), with no GC and no `FreeOSMemory`. ", c.IdleSample)
-	w("The first ping interval settles (connecting's garbage, the first pings); then at least %d intervals are measured, and more, one at a time, while RSS is still growing (an interval's median more than %.0f%% above the previous one's, counted over the baseline), up to %d intervals in all: garbage that the pings make grows RSS round after round until the heap reaches its GC goal, and the steady state is only there once it has. *intervals* is how many were measured, with \"no plateau\" if RSS was still growing at the end.\n\n", c.IdleIntervals, idlePlateau*100, c.IdleMaxIntervals)
+	w("Once the last socket has connected, the server is sampled every %s: RSS from /proc/PID/status, goroutines and the heap goal from its /stats (runtime/metrics), with no GC and no `FreeOSMemory`. ", span(c.IdleSample))
+	w("The first ping interval settles (connecting's garbage, the first pings); then at least %d intervals are measured, and more, one at a time, until the steady state, up to %d in all. ", c.IdleIntervals, c.IdleMaxIntervals)
+	w("The steady state is reached when RSS has stopped growing (an interval's median less than %.0f%% above the previous one's, counted over the baseline) and, for a server whose pings make garbage (its heap objects grow by more than %.0f%% of the heap goal in an interval), two GCs have run since the last socket connected: ", idlePlateau*100, idleChurn*100)
+	w("the garbage grows RSS round after round until the heap reaches its GC goal, and after a GC RSS stays flat only until the heap outgrows its earlier high-water mark, so one whole GC cycle must be in the window. ")
+	w("*intervals* is how many were measured after the first, with the GCs in the window, and \"no steady state\" if the window ended before.\n\n")
 	w("- *steady RSS/socket*: the median of the last interval's samples, minus the RSS before connecting (read the same way), over the sockets: memory as `top` shows it, the figure the goals use.\n")
 	w("- *peak in ping rounds*: the highest sample of the measured intervals, the same way; *peak/steady* is its ratio to the steady state.\n")
 	w("- *forced*: RSS after `debug.FreeOSMemory()` (a GC that returns freed memory to the OS) once the window is over, minus the same before connecting: the figure earlier reports gave, read then 1 s after connecting and before any ping. *heap+stack* is the Go heap in use plus goroutine stacks at that moment.\n")
 	w("- *goroutines*: before connecting → the steady state (median of the last interval) → the highest sample of the ping rounds.\n")
 	w("- *pings/socket*: the pings each client got in the window, over the window's intervals: 1.00 when every socket is pinged once an interval.\n")
-	w("- *kernel/conn*: kernel memory is in no process's RSS. This is the growth of the slab caches and TCP buffers (/proc/meminfo, /proc/net/sockstat) over the window, per connection, both ends (client and server are on this machine's loopback); other jobs on the machine move it too, so read it as approximate.\n\n")
+	w("- *kernel/conn*: kernel memory is in no process's RSS. This is the growth, from before connecting to the end of the window, of the slab caches a TCP socket uses (/proc/slabinfo: %s) and of the TCP buffers (/proc/net/sockstat), per connection, both ends (client and server are on this machine's loopback); other jobs on the machine move it too, so read it as approximate.\n\n", strings.Join(proc.SocketSlabs, ", "))
 	w("| contender | keepalive |\n|---|---|\n")
 	for _, l := range servers.Libs {
 		if l.NewKeepalive != nil && slices.ContainsFunc(res.Idle, func(r IdleRow) bool { return r.Lib == l.Name }) {
@@ -209,7 +222,7 @@ func idleGoals(g *goalTable, res *Results) {
 			return
 		}
 		x := l.SteadyPer / gw.SteadyPer
-		g.add(key, fmt.Sprintf("steady-state idle RSS/socket at %s sockets, keepalive on (a ping every %s), ≤ 0.6× gws's and ≤ 5 KiB", commas(int64(l.N)), l.Ping),
+		g.add(key, fmt.Sprintf("steady-state idle RSS/socket at %s sockets, keepalive on (a ping every %s), ≤ 0.6× gws's and ≤ 5 KiB", commas(int64(l.N)), span(l.Ping)),
 			fmt.Sprintf("laf %s, gws %s (%.2f×); forced (FreeOSMemory) %s and %s", bytesStr(l.SteadyPer), bytesStr(gw.SteadyPer), x, bytesStr(l.RSSPer), bytesStr(gw.RSSPer)),
 			x <= 0.6 && l.SteadyPer <= 5<<10)
 	}

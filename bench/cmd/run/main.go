@@ -2,7 +2,7 @@
 // server process at a time, and writes BENCHMARKS.md at the repository
 // root.
 //
-//	cd bench && go run ./cmd/run          # full run, 17-22 minutes
+//	cd bench && go run ./cmd/run          # full run, 20-25 minutes
 //	cd bench && go run ./cmd/run -quick   # shorter runs, about 4 minutes
 //
 // Flags select contenders (-libs), scenarios (-scenarios), the output
@@ -39,7 +39,7 @@ type config struct {
 	// IdleScaleLibs), every contender's keepalive server pinging each
 	// every IdlePing; the server is sampled every IdleSample for at least
 	// 1+IdleIntervals ping intervals after the last socket connected, and
-	// up to IdleMaxIntervals while its RSS still grows.
+	// up to IdleMaxIntervals until the steady state (see IdleRow).
 	IdleN, IdleScaleN               int
 	IdleScaleLibs                   []string
 	IdlePing                        time.Duration
@@ -91,7 +91,7 @@ func fullConfig() config {
 		RateConns: 1000, RateSize: 1024, Rate: 10000,
 		RateWarm: time.Second, RateOn: 6 * time.Second,
 		IdleN: 10000, IdleScaleN: 100000, IdleScaleLibs: []string{"laf", "gws"},
-		IdlePing: 5 * time.Second, IdleSample: 100 * time.Millisecond, IdleIntervals: 3, IdleMaxIntervals: 16,
+		IdlePing: 5 * time.Second, IdleSample: 100 * time.Millisecond, IdleIntervals: 3, IdleMaxIntervals: 40,
 		BcastN: []int{1000, 10000}, BcastSize: 1024,
 		BcastCount:  map[int]int{1000: 40, 10000: 20},
 		BcastTimout: 20 * time.Second,
@@ -114,7 +114,7 @@ func quickConfig() config {
 	c.Quick = true
 	c.EchoWarm, c.EchoOn = 200*time.Millisecond, 500*time.Millisecond
 	c.RateWarm, c.RateOn = 300*time.Millisecond, 1500*time.Millisecond
-	c.IdleN, c.IdleScaleN, c.IdlePing, c.IdleIntervals, c.IdleMaxIntervals = 5000, 10000, 2*time.Second, 2, 6
+	c.IdleN, c.IdleScaleN, c.IdlePing, c.IdleIntervals, c.IdleMaxIntervals = 5000, 10000, 2*time.Second, 2, 8
 	c.BcastN = []int{1000, 5000}
 	c.BcastCount = map[int]int{1000: 10, 5000: 6}
 	c.HSOn = 1500 * time.Millisecond
@@ -146,7 +146,7 @@ func main() {
 	idleN := flag.Int("idle-n", 0, "sockets of the idle scenario (default 10,000, or 5,000 with -quick)")
 	idleScaleN := flag.Int("idle-scale-n", 0, "sockets of the idlescale scenario (default 100,000, or 10,000 with -quick); fewer if the open-file limit or the free memory cannot hold them")
 	idlePing := flag.Duration("idle-ping", 0, "the ping interval of every contender in the idle scenarios (default 5s, or 2s with -quick)")
-	idleIntervals := flag.Int("idle-intervals", 0, "ping intervals measured at least in the idle scenarios, after a first one to settle (default 3, or 2 with -quick); more while RSS still grows")
+	idleIntervals := flag.Int("idle-intervals", 0, "ping intervals measured at least in the idle scenarios, after a first one to settle (default 3, or 2 with -quick); more until the steady state")
 	flag.Parse()
 
 	cfg := fullConfig()
