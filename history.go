@@ -83,6 +83,9 @@ type streams struct {
 	mu    sync.Mutex    // guards rooms and sweep
 	rooms map[string]*stream
 	sweep *time.Timer // frees idle rooms; armed while there are rooms
+	// cluster, with a HistoryBroker, keeps positions and history in the
+	// broker instead (history_cluster.go).
+	cluster *clusterHistory
 }
 
 // stream is one room's: its epoch, last offset and kept messages. Its mu
@@ -223,16 +226,18 @@ func (m *Message) olderThan(q *Message) bool {
 // envelope returns m as it goes out published at pos in room: one text
 // frame holding {"room": ROOM, "pos": "EPOCH:OFFSET", "data": DATA}.
 func envelope(room string, pos Position, m Message) (Message, error) {
-	r, err := json.Marshal(room)
+	tail, err := envelopeTail(m)
 	if err != nil {
 		return Message{}, err
 	}
-	b := make([]byte, 0, len(r)+len(m.data)+len(pos.Epoch)+48)
-	b = append(b, `{"room":`...)
-	b = append(b, r...)
-	b = append(b, `,"pos":"`...)
-	b = append(b, pos.String()...)
-	b = append(b, `","data":`...)
+	return envelopeWith(room, pos, tail, m.key)
+}
+
+// envelopeTail returns what follows the position in m's envelope:
+// `,"data":DATA}`, with `,"binary":true` for a binary message.
+func envelopeTail(m Message) ([]byte, error) {
+	b := make([]byte, 0, len(m.data)+24)
+	b = append(b, `,"data":`...)
 	switch {
 	case m.json:
 		b = append(b, m.data...)
@@ -243,12 +248,28 @@ func envelope(room string, pos Position, m Message) (Message, error) {
 	default:
 		d, err := json.Marshal(string(m.data))
 		if err != nil {
-			return Message{}, err
+			return nil, err
 		}
 		b = append(b, d...)
 	}
-	b = append(b, '}')
-	return Message{data: b, key: m.key, pub: &published{room, pos.Offset}}, nil
+	return append(b, '}'), nil
+}
+
+// envelopeWith returns the envelope of room at pos whose tail is
+// envelopeTail's, with Latest's key.
+func envelopeWith(room string, pos Position, tail []byte, key string) (Message, error) {
+	r, err := json.Marshal(room)
+	if err != nil {
+		return Message{}, err
+	}
+	b := make([]byte, 0, len(r)+len(tail)+len(pos.Epoch)+32)
+	b = append(b, `{"room":`...)
+	b = append(b, r...)
+	b = append(b, `,"pos":"`...)
+	b = append(b, pos.String()...)
+	b = append(b, '"')
+	b = append(b, tail...)
+	return Message{data: b, key: key, pub: &published{room, pos.Offset}}, nil
 }
 
 // Publish gives m the room's next position, keeps it in the room's
@@ -273,6 +294,9 @@ func envelope(room string, pos Position, m Message) (Message, error) {
 func (e *Endpoint) Publish(ctx context.Context, room string, m Message) (Position, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
+	}
+	if e.streams.cluster != nil {
+		return e.streams.cluster.publish(ctx, room, m)
 	}
 	now := time.Now().UnixNano()
 	st := e.streams.lock(room, now)
@@ -326,6 +350,9 @@ func (s *Socket) joinSince(ctx context.Context, room string, since Position) (re
 		return false, at, err
 	}
 	e := s.ep
+	if e.streams.cluster != nil {
+		return e.streams.cluster.joinSince(ctx, s, room, since)
+	}
 	now := time.Now().UnixNano()
 	st := e.streams.lock(room, now)
 	defer e.reg.runHooks() // after the unlock: a hook may publish
