@@ -339,19 +339,21 @@ func (e *Endpoint) Publish(ctx context.Context, room string, m Message) (Positio
 // the send's error. It returns ErrClosed for a closed socket, and ctx's
 // error if ctx is done.
 func (s *Socket) JoinSince(ctx context.Context, room string, since Position) (recovered bool, err error) {
-	recovered, _, err = s.joinSince(ctx, room, since)
+	recovered, _, err = s.joinSince(ctx, room, since, nil)
 	return recovered, err
 }
 
 // joinSince is JoinSince, and also returns the room's position once the
-// socket has joined (zero if nothing was ever published to it).
-func (s *Socket) joinSince(ctx context.Context, room string, since Position) (recovered bool, at Position, err error) {
+// socket has joined (zero if nothing was ever published to it). If then
+// is not nil, it is called with what JoinSince returns once the socket
+// has joined, before any later message of the room is queued on it.
+func (s *Socket) joinSince(ctx context.Context, room string, since Position, then func(recovered bool, at Position) error) (recovered bool, at Position, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, at, err
 	}
 	e := s.ep
 	if e.streams.cluster != nil {
-		return e.streams.cluster.joinSince(ctx, s, room, since)
+		return e.streams.cluster.joinSince(ctx, s, room, since, then)
 	}
 	now := time.Now().UnixNano()
 	st := e.streams.lock(room, now)
@@ -372,6 +374,11 @@ func (s *Socket) joinSince(ctx context.Context, room string, since Position) (re
 	}
 	if !e.reg.joinRoom(s, room) {
 		return false, at, ErrClosed
+	}
+	if then != nil {
+		if err := then(recovered, at); err != nil {
+			return false, at, err
+		}
 	}
 	return recovered, at, nil
 }

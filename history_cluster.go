@@ -34,7 +34,8 @@ type clusterHistory struct {
 type feed struct {
 	mu      sync.Mutex
 	state   feedState
-	epoch   string             // the epoch of last; "" before the first message
+	known   bool               // epoch and last say where the room is
+	epoch   string             // the epoch of last; "" for a room with no message yet
 	last    uint64             // the last offset handed to local members
 	pending map[uint64]Message // offsets after last+1 that came early
 	skip    map[*Socket]uint64 // members that skip offsets up to this (all, while they recover)
@@ -133,7 +134,7 @@ func (ch *clusterHistory) lock(room string) *feed {
 // fresh forgets where a stale feed was. f.mu is held.
 func (f *feed) fresh() {
 	if f.stale.Swap(false) {
-		f.epoch, f.last, f.pending = "", 0, nil
+		f.known, f.epoch, f.last, f.pending = false, "", 0, nil
 	}
 }
 
@@ -235,10 +236,14 @@ func (ch *clusterHistory) offer(room string, pos Position, m Message) {
 
 // take is offer with f locked.
 func (ch *clusterHistory) take(f *feed, room string, pos Position, m Message) {
-	if pos.Epoch != f.epoch {
-		// The first message, or the room's history was lost and begins
-		// again: go on from here.
-		f.epoch, f.last, f.pending = pos.Epoch, pos.Offset-1, nil
+	switch {
+	case !f.known:
+		// Members joined with Join alone: they get the room from here.
+		f.known, f.epoch, f.last, f.pending = true, pos.Epoch, pos.Offset-1, nil
+	case pos.Epoch != f.epoch:
+		// The room's first epoch, or a new one after its history was
+		// lost: it begins at offset 1.
+		f.epoch, f.last, f.pending = pos.Epoch, 0, nil
 	}
 	switch {
 	case pos.Offset <= f.last:
@@ -252,6 +257,11 @@ func (ch *clusterHistory) take(f *feed, room string, pos Position, m Message) {
 		return
 	}
 	ch.deliver(f, room, pos.Offset, m)
+	ch.drain(f, room)
+}
+
+// drain delivers the pending messages that follow f.last. f.mu is held.
+func (ch *clusterHistory) drain(f *feed, room string) {
 	for {
 		next, ok := f.pending[f.last+1]
 		if !ok {
@@ -309,6 +319,15 @@ func (ch *clusterHistory) fill(f *feed, room string) {
 					ch.take(f, room, Position{Epoch: since.Epoch, Offset: e.Offset}, m)
 				}
 			}
+			if f.last >= last.Offset {
+				// The broker had every message up to its last; those
+				// pending after it are on their way on the channel, or
+				// the next read finds them.
+				if len(f.pending) > 0 {
+					ch.fill(f, room)
+				}
+				return
+			}
 		}
 		if len(f.pending) == 0 {
 			return
@@ -329,23 +348,20 @@ func (ch *clusterHistory) fill(f *feed, room string) {
 // joinSince is Socket.JoinSince through the broker: s joins room, skipped
 // by the room's feed until it has what it missed from the broker's
 // history.
-func (ch *clusterHistory) joinSince(ctx context.Context, s *Socket, room string, since Position) (recovered bool, at Position, err error) {
+func (ch *clusterHistory) joinSince(ctx context.Context, s *Socket, room string, since Position, then func(bool, Position) error) (recovered bool, at Position, err error) {
 	e := ch.ep
 	f := ch.lock(room)
 	f.recovering.Add(1)
+	defer f.recovering.Add(-1)
 	if f.skip == nil {
 		f.skip = make(map[*Socket]uint64)
 	}
 	f.skip[s] = math.MaxUint64
 	f.mu.Unlock()
-	done := func() {
-		f.recovering.Add(-1)
-	}
 	fail := func(err error) (bool, Position, error) {
 		f.mu.Lock()
 		delete(f.skip, s)
 		f.mu.Unlock()
-		done()
 		e.reg.leave(s, room)
 		return false, Position{}, err
 	}
@@ -358,41 +374,50 @@ func (ch *clusterHistory) joinSince(ctx context.Context, s *Socket, room string,
 	if err := ch.awaitHeld(ctx, room); err != nil {
 		return fail(err)
 	}
-	limits := ch.limits
+	var missed []HistoryEntry
+	read := since
 	for try := 0; ; try++ {
-		last, missed, err := ch.hb.History(ctx, room, since, limits)
+		last, more, err := ch.hb.History(ctx, room, read, ch.limits)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fail(ctx.Err())
 			}
 			return fail(&BrokerError{Err: err})
 		}
+		if try > 0 && last.Epoch != read.Epoch {
+			missed, read = nil, since // the epoch changed between reads: start again
+			if try < 8 {
+				continue
+			}
+		}
+		missed = append(missed, more...)
 		f.mu.Lock()
 		f.fresh()
-		if f.epoch != "" && last.Epoch != f.epoch && try < 2 {
+		if f.known && f.epoch != "" && last.Epoch != f.epoch && try < 8 {
 			f.mu.Unlock() // the read and the feed disagree on the epoch: read again
+			missed, read = nil, since
 			continue
 		}
-		if f.epoch != last.Epoch {
-			f.epoch, f.last = last.Epoch, last.Offset
+		if !f.known || f.epoch != last.Epoch {
+			f.known, f.epoch, f.last = true, last.Epoch, last.Offset
 			for off := range f.pending {
 				if off <= f.last || last.Epoch == "" {
 					delete(f.pending, off)
 				}
 			}
+			ch.drain(f, room)
 		}
-		if f.last > last.Offset && try < 4 {
-			f.mu.Unlock() // the feed is ahead of the read: read again
+		if f.last > last.Offset && try < 8 {
+			// The feed went on after the read: read what came since.
+			f.mu.Unlock()
+			read = last
 			continue
 		}
 		if f.last > last.Offset {
 			// The feed keeps running ahead: join at its position, not
 			// recovered.
-			delete(f.skip, s)
-			at = Position{Epoch: f.epoch, Offset: f.last}
-			f.mu.Unlock()
-			done()
-			return false, at, nil
+			missed, last = nil, Position{Epoch: f.epoch, Offset: f.last}
+			since = Position{}
 		}
 		recovered = since != (Position{}) && since.Epoch == last.Epoch && e.streams.size > 0 &&
 			contiguous(missed, since.Offset, last.Offset, e.streams.size)
@@ -418,8 +443,13 @@ func (ch *clusterHistory) joinSince(ctx context.Context, s *Socket, room string,
 		if last != (Position{}) {
 			at = last
 		}
+		if then != nil {
+			if err := then(recovered, at); err != nil {
+				f.mu.Unlock()
+				return fail(err)
+			}
+		}
 		f.mu.Unlock()
-		done()
 		return recovered, at, nil
 	}
 }

@@ -232,6 +232,9 @@ func rollingRestart(t *testing.T, newBroker BrokerFactory, nodes, clients, publi
 		}
 		return d[min(len(d)-1, int(p*float64(len(d))))]
 	}
+	if t.Failed() {
+		return
+	}
 	t.Logf("rolling restart of %d nodes, %d clients: %d messages published, %d reconnects, catch-up p50 %v p99 %v, 0 lost, 0 duplicated",
 		nodes, clients, sent.Load(), reconnects.Load(), q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond))
 }
