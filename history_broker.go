@@ -21,10 +21,11 @@ import (
 // Messages are laf's own bytes, opaque to the broker.
 type HistoryBroker interface {
 	Broker
-	// Append gives msg the next position in room's history, keeps it
-	// there, within limits (at least the last limits.Size messages, none
-	// needed longer than limits.TTL), and publishes
-	// AppendHistoryFrame(nil, pos, msg) to channel: one step, so that
+	// Append gives msg the next position in the history of the room
+	// whose channel is channel (see Broker: the channel names the room's
+	// history too), keeps it there, within limits (at least the last
+	// limits.Size messages, none needed longer than limits.TTL), and
+	// publishes AppendHistoryFrame(nil, pos, msg) to channel: one step, so that
 	// every subscriber of channel receives a room's appended messages in
 	// position order, whoever appended them. Offsets are 1 for the first
 	// message of an epoch, then +1 for each. The epoch changes whenever
@@ -32,13 +33,14 @@ type HistoryBroker interface {
 	// without it), so that an offset is never given twice in one epoch.
 	// On an error nothing may have been kept, or, if the error is a
 	// deadline or wraps ErrOutcomeUnknown, it may have been.
-	Append(ctx context.Context, room, channel string, msg []byte, limits HistoryLimits) (Position, error)
-	// History returns room's last position (the zero Position if the
-	// broker keeps nothing of the room) and, if since has that epoch,
+	Append(ctx context.Context, channel string, msg []byte, limits HistoryLimits) (Position, error)
+	// History returns the last position of the room whose channel is
+	// channel (the zero Position if the broker keeps nothing of it) and,
+	// if since has that epoch,
 	// the messages it keeps after since.Offset, oldest first: the last
 	// limits.Size at most, none older than limits.TTL. laf checks that
 	// they are exactly the ones missed before it recovers from them.
-	History(ctx context.Context, room string, since Position, limits HistoryLimits) (last Position, missed []HistoryEntry, err error)
+	History(ctx context.Context, channel string, since Position, limits HistoryLimits) (last Position, missed []HistoryEntry, err error)
 }
 
 // HistoryLimits bound what a HistoryBroker keeps of each room: WithHistory's

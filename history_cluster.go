@@ -193,7 +193,7 @@ func (ch *clusterHistory) publish(ctx context.Context, room string, m Message) (
 	if err != nil {
 		return Position{}, err
 	}
-	pos, err := ch.hb.Append(ctx, room, keyChannel(wire.OpRoom, room), msg, ch.limits)
+	pos, err := ch.hb.Append(ctx, keyChannel(wire.OpRoom, room), msg, ch.limits)
 	if err != nil {
 		ch.ep.cluster.publishErrors.Add(1)
 		if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
@@ -305,7 +305,7 @@ func (ch *clusterHistory) fill(f *feed, room string) {
 	go func() {
 		defer ch.fills.Done()
 		ctx, cancel := context.WithTimeout(ch.ep.cluster.ctx, historyJoinWait)
-		last, missed, err := ch.hb.History(ctx, room, since, HistoryLimits{Size: math.MaxInt32, TTL: ch.limits.TTL})
+		last, missed, err := ch.hb.History(ctx, keyChannel(wire.OpRoom, room), since, HistoryLimits{Size: math.MaxInt32, TTL: ch.limits.TTL})
 		cancel()
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -377,7 +377,7 @@ func (ch *clusterHistory) joinSince(ctx context.Context, s *Socket, room string,
 	var missed []HistoryEntry
 	read := since
 	for try := 0; ; try++ {
-		last, more, err := ch.hb.History(ctx, room, read, ch.limits)
+		last, more, err := ch.hb.History(ctx, keyChannel(wire.OpRoom, room), read, ch.limits)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fail(ctx.Err())

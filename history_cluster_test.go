@@ -11,18 +11,18 @@ import (
 // faultyHistory is a faulty client of a LocalBroker that keeps history.
 type faultyHistory struct{ *faulty }
 
-func (f faultyHistory) Append(ctx context.Context, room, channel string, msg []byte, limits laf.HistoryLimits) (laf.Position, error) {
+func (f faultyHistory) Append(ctx context.Context, channel string, msg []byte, limits laf.HistoryLimits) (laf.Position, error) {
 	if f.down.Load() {
 		return laf.Position{}, errDown
 	}
-	return f.b.Append(ctx, room, channel, msg, limits)
+	return f.b.Append(ctx, channel, msg, limits)
 }
 
-func (f faultyHistory) History(ctx context.Context, room string, since laf.Position, limits laf.HistoryLimits) (laf.Position, []laf.HistoryEntry, error) {
+func (f faultyHistory) History(ctx context.Context, channel string, since laf.Position, limits laf.HistoryLimits) (laf.Position, []laf.HistoryEntry, error) {
 	if f.down.Load() {
 		return laf.Position{}, nil, errDown
 	}
-	return f.b.History(ctx, room, since, limits)
+	return f.b.History(ctx, channel, since, limits)
 }
 
 // TestLocalBrokerHistory runs the history conformance cases on

@@ -55,9 +55,9 @@ func (h *localHistory) room(room string, ttl time.Duration, now time.Time, make 
 	return r
 }
 
-// Append keeps msg as room's next message, within limits, and delivers
+// Append keeps msg as the next message of channel's room, within limits, and delivers
 // its frame to channel's subscribers before any later append's.
-func (b *LocalBroker) Append(ctx context.Context, room, channel string, msg []byte, limits HistoryLimits) (Position, error) {
+func (b *LocalBroker) Append(ctx context.Context, channel string, msg []byte, limits HistoryLimits) (Position, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
 	}
@@ -65,7 +65,7 @@ func (b *LocalBroker) Append(ctx context.Context, room, channel string, msg []by
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.clock()
-	r := h.room(room, limits.TTL, now, true)
+	r := h.room(channel, limits.TTL, now, true)
 	r.last++
 	r.at = now
 	pos := Position{Epoch: r.epoch, Offset: r.last}
@@ -81,7 +81,7 @@ func (b *LocalBroker) Append(ctx context.Context, room, channel string, msg []by
 
 // History returns room's last position and the kept messages after
 // since, within limits.
-func (b *LocalBroker) History(ctx context.Context, room string, since Position, limits HistoryLimits) (Position, []HistoryEntry, error) {
+func (b *LocalBroker) History(ctx context.Context, channel string, since Position, limits HistoryLimits) (Position, []HistoryEntry, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, nil, err
 	}
@@ -89,7 +89,7 @@ func (b *LocalBroker) History(ctx context.Context, room string, since Position, 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	now := h.clock()
-	r := h.room(room, limits.TTL, now, false)
+	r := h.room(channel, limits.TTL, now, false)
 	if r == nil {
 		return Position{}, nil, nil
 	}

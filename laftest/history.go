@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -60,7 +61,7 @@ func TestHistoryBroker(t *testing.T, newBroker BrokerFactory, lose func()) {
 		if p.Epoch == p1.Epoch || p.Offset != 1 {
 			t.Fatalf("after the history was lost: %v, want offset 1 of an epoch other than %q", p, p1.Epoch)
 		}
-		last, missed, err := b.History(context.Background(), room, p1, HistoryLimits)
+		last, missed, err := b.History(context.Background(), roomChannel(room), p1, HistoryLimits)
 		if err != nil || last != p || len(missed) != 0 {
 			t.Fatalf("History since a lost epoch: %v %v %v, want %v and nothing", last, missed, err, p)
 		}
@@ -85,7 +86,7 @@ func roomChannel(room string) string { return "r." + room }
 
 func appendOK(t *testing.T, b laf.HistoryBroker, room, msg string) laf.Position {
 	t.Helper()
-	p, err := b.Append(context.Background(), room, roomChannel(room), []byte(msg), HistoryLimits)
+	p, err := b.Append(context.Background(), roomChannel(room), []byte(msg), HistoryLimits)
 	if err != nil {
 		t.Fatalf("Append to %q: %v", room, err)
 	}
@@ -141,7 +142,7 @@ func nextFrame(t *testing.T, in <-chan frame) frame {
 
 func appendAndRead(t *testing.T, a, b laf.HistoryBroker) {
 	room := uniqueRoom("read")
-	if last, missed, err := b.History(context.Background(), room, laf.Position{}, HistoryLimits); err != nil || last != (laf.Position{}) || len(missed) != 0 {
+	if last, missed, err := b.History(context.Background(), roomChannel(room), laf.Position{}, HistoryLimits); err != nil || last != (laf.Position{}) || len(missed) != 0 {
 		t.Fatalf("History of a room never appended to: %v %v %v, want nothing", last, missed, err)
 	}
 	frames := listen(t, b, room)
@@ -158,7 +159,7 @@ func appendAndRead(t *testing.T, a, b laf.HistoryBroker) {
 			t.Fatalf("frame %d: %v %q, want %v %q", i, f.pos, f.msg, pos[i], fmt.Sprint("m", i))
 		}
 	}
-	last, missed, err := b.History(context.Background(), room, pos[6], HistoryLimits)
+	last, missed, err := b.History(context.Background(), roomChannel(room), pos[6], HistoryLimits)
 	if err != nil || last != pos[9] || len(missed) != 3 {
 		t.Fatalf("History since offset 7: %v, %d messages, %v; want %v and 3", last, len(missed), err, pos[9])
 	}
@@ -168,19 +169,19 @@ func appendAndRead(t *testing.T, a, b laf.HistoryBroker) {
 		}
 	}
 	// Another epoch: the last position, nothing else.
-	if last, missed, err := b.History(context.Background(), room, laf.Position{Epoch: "other", Offset: 3}, HistoryLimits); err != nil || last != pos[9] || len(missed) != 0 {
+	if last, missed, err := b.History(context.Background(), roomChannel(room), laf.Position{Epoch: "other", Offset: 3}, HistoryLimits); err != nil || last != pos[9] || len(missed) != 0 {
 		t.Fatalf("History since another epoch: %v %v %v", last, missed, err)
 	}
 	// Within the size limit: the newest.
 	small := laf.HistoryLimits{Size: 4, TTL: time.Minute}
-	last, missed, err = b.History(context.Background(), room, pos[0], small)
+	last, missed, err = b.History(context.Background(), roomChannel(room), pos[0], small)
 	if err != nil || last != pos[9] || len(missed) > 4 || len(missed) > 0 && missed[len(missed)-1].Offset != 10 {
 		t.Fatalf("History with Size 4: %v, %v, %v", last, missed, err)
 	}
-	if _, err := a.Append(context.Background(), room, roomChannel(room), []byte("late"), small); err != nil {
+	if _, err := a.Append(context.Background(), roomChannel(room), []byte("late"), small); err != nil {
 		t.Fatal(err)
 	}
-	_, missed, _ = b.History(context.Background(), room, pos[0], HistoryLimits)
+	_, missed, _ = b.History(context.Background(), roomChannel(room), pos[0], HistoryLimits)
 	if len(missed) < 4 || missed[len(missed)-1].Offset != 11 {
 		t.Fatalf("after an append with Size 4, history since 1: %v", missed)
 	}
@@ -200,7 +201,7 @@ func orderAcrossClients(t *testing.T, clients []laf.HistoryBroker) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				if _, err := b.Append(context.Background(), room, roomChannel(room), []byte(fmt.Sprintf("c%d-%d", c, i)), HistoryLimits); err != nil {
+				if _, err := b.Append(context.Background(), roomChannel(room), []byte(fmt.Sprintf("c%d-%d", c, i)), HistoryLimits); err != nil {
 					errs <- err
 				}
 			}
@@ -358,6 +359,7 @@ type historyClient struct {
 	changed   chan struct{} // closed and replaced on every change
 	conn      *websocket.Conn
 	positions map[string]string   // room → "EPOCH:OFFSET"
+	sent      map[string]string   // the positions the last dial sent
 	got       map[string][]string // room → data, in order
 	notices   []notice
 	err       error
@@ -382,6 +384,7 @@ func (c *historyClient) dial(srv *Server) error {
 		since, _ := json.Marshal(c.positions)
 		q.Set(laf.SinceParam, string(since))
 	}
+	c.sent = maps.Clone(c.positions)
 	c.notices = nil
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)

@@ -153,17 +153,18 @@ func rollingRestart(t *testing.T, newBroker BrokerFactory, nodes, clients, publi
 					}
 				}
 				reconnects.Add(1)
-				recovered := true
+				var lost []string
 				c.wait("reconnected and resumed", func() bool {
-					seen := 0
+					lost = nil
 					for _, n := range c.notices {
-						seen++
-						recovered = recovered && n.Recovered
+						if !n.Recovered && c.sent[n.Room] != "" {
+							lost = append(lost, n.Room+" since "+c.sent[n.Room])
+						}
 					}
-					return seen == len(c.rooms) || c.conn == nil
+					return len(c.notices) == len(c.rooms) || c.conn == nil
 				})
-				if !recovered {
-					t.Errorf("a client reconnected and did not recover")
+				if len(lost) > 0 {
+					t.Errorf("a client reconnected and did not recover %v", lost)
 				}
 				cmu.Lock()
 				catchUp = append(catchUp, time.Since(began))

@@ -13,9 +13,9 @@ import (
 
 var _ laf.HistoryBroker = (*Broker)(nil)
 
-// History: each room's messages are a Redis Stream, "laf:h:{ROOM}:s" (the
+// History: each room's messages are a Redis Stream, "laf:h:{r.ROOM}:s" (the
 // channel, then the room as the hash tag, so that a room's keys share a
-// slot), and its epoch and last offset a hash, "laf:h:{ROOM}:m". Append
+// slot), and its epoch and last offset a hash, "laf:h:{r.ROOM}:m". Append
 // runs one script that gives the message the room's next offset (HINCRBY),
 // adds it to the stream (XADD, MAXLEN ~ size) and publishes it to the
 // room's channel: Redis runs the script alone, so every subscriber gets
@@ -93,11 +93,12 @@ end
 return out
 `)
 
-// historyKeys returns the keys of room's stream and hash.
-func (b *Broker) historyKeys(room string) (stream, meta string) {
-	base := b.channel + ":h:{" + room + "}"
+// historyKeys returns the keys of the stream and hash of the room whose
+// channel is channel.
+func (b *Broker) historyKeys(channel string) (stream, meta string) {
+	base := b.channel + ":h:{" + channel + "}"
 	if b.sharded {
-		base = "{" + b.channel + "}:h:" + room
+		base = "{" + b.channel + "}:h:" + channel
 	}
 	return base + ":s", base + ":m"
 }
@@ -107,11 +108,11 @@ func (b *Broker) historyKeys(room string) (stream, meta string) {
 // script when its reply is lost; the script then answers the position it
 // gave before rather than appending again (it looks for the append among
 // the room's 16 newest).
-func (b *Broker) Append(ctx context.Context, room, channel string, msg []byte, limits laf.HistoryLimits) (laf.Position, error) {
+func (b *Broker) Append(ctx context.Context, channel string, msg []byte, limits laf.HistoryLimits) (laf.Position, error) {
 	if err := b.usable(); err != nil {
 		return laf.Position{}, err
 	}
-	stream, meta := b.historyKeys(room)
+	stream, meta := b.historyKeys(channel)
 	sharded := "0"
 	if b.sharded {
 		sharded = "1"
@@ -134,11 +135,11 @@ func (b *Broker) Append(ctx context.Context, room, channel string, msg []byte, l
 
 // History returns room's last position and the messages its stream keeps
 // after since, in one script.
-func (b *Broker) History(ctx context.Context, room string, since laf.Position, limits laf.HistoryLimits) (laf.Position, []laf.HistoryEntry, error) {
+func (b *Broker) History(ctx context.Context, channel string, since laf.Position, limits laf.HistoryLimits) (laf.Position, []laf.HistoryEntry, error) {
 	if err := b.usable(); err != nil {
 		return laf.Position{}, nil, err
 	}
-	stream, meta := b.historyKeys(room)
+	stream, meta := b.historyKeys(channel)
 	res, err := historyScript.Run(ctx, b.client, []string{stream, meta},
 		since.Epoch, since.Offset, max(limits.Size, 0), max(limits.TTL.Milliseconds(), 1)).Slice()
 	if err != nil {
