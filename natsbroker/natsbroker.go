@@ -102,6 +102,8 @@ type Broker struct {
 	respSub *nats.Subscription
 	seq     uint64
 	waiting map[string]bool // reply subjects of PublishTo calls under way: true once answered
+
+	hist history // rooms' history in JetStream: history.go
 }
 
 var _ laf.Broker = (*Broker)(nil)
