@@ -35,3 +35,15 @@ func TestLocalBrokerHistory(t *testing.T) {
 		return f, f.kill
 	}, shared.Flush)
 }
+
+func TestLocalBrokerHistoryOutage(t *testing.T) {
+	shared := laf.NewLocalBroker()
+	a, b := faultyHistory{&faulty{b: shared}}, faultyHistory{&faulty{b: shared}}
+	laftest.TestHistoryOutage(t, a, b, func() {
+		a.down.Store(true)
+		b.down.Store(true)
+	}, func() {
+		a.down.Store(false)
+		b.down.Store(false)
+	})
+}

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	mathrand "math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,6 +71,8 @@ type history struct {
 	maxAge   time.Duration
 	replicas int
 
+	stripes [64]sync.Mutex // one append at a time per room: by stripe(subject)
+
 	mu     sync.Mutex
 	ready  bool                   // the stream exists, as far as this Broker knows
 	lasts  map[string]historyLast // subject → its last message, as this Broker last saw it
@@ -82,6 +86,13 @@ type historyLast struct {
 }
 
 const maxCachedLasts = 1 << 16
+
+// stripe returns the stripe of subj's lock.
+func stripe(subj string) int {
+	h := fnv.New32a()
+	h.Write([]byte(subj))
+	return int(h.Sum32() % 64)
+}
 
 // limit returns the messages kept per room.
 func (h *history) limit() int { return cmp.Or(h.perRoom, DefaultHistoryPerRoom) }
@@ -220,6 +231,11 @@ func (b *Broker) Append(ctx context.Context, channel string, msg []byte, limits 
 		return laf.Position{}, err
 	}
 	subj := b.historySubject(channel)
+	// One append at a time per room in this process: the others would
+	// only lose the race for the expected last sequence.
+	lock := &b.hist.stripes[stripe(subj)]
+	lock.Lock()
+	defer lock.Unlock()
 	for try := 0; ; try++ {
 		last, ok := b.cachedLast(subj)
 		if !ok {
@@ -256,7 +272,14 @@ func (b *Broker) Append(ctx context.Context, channel string, msg []byte, limits 
 		}
 		if ack.Error != nil {
 			b.setLast(subj, nil)
-			if ack.Error.ErrCode == errWrongLast && try < 16 {
+			if ack.Error.ErrCode == errWrongLast && try < 100 {
+				// Another process appended first: back off a random
+				// while, longer each time, so that contenders spread.
+				select {
+				case <-ctx.Done():
+					return laf.Position{}, ctx.Err()
+				case <-time.After(time.Duration(mathrand.Int64N(int64(min(try+1, 20)) * int64(time.Millisecond)))):
+				}
 				continue
 			}
 			return laf.Position{}, fmt.Errorf("natsbroker: JetStream: %s (%d)", ack.Error.Desc, ack.Error.ErrCode)
