@@ -58,8 +58,10 @@ const (
 // socket what it missed while it reconnected. Zero or less means
 // DefaultHistorySize, 100, and DefaultHistoryTTL, 2 minutes.
 //
-// History is in memory, on this node: a restart loses it, which the
-// room's new epoch tells clients. Measured (BenchmarkHistoryMemory), a
+// Without a broker, or with one that is not a HistoryBroker, history is
+// in memory, on this node: a restart loses it, which the room's new epoch
+// tells clients. With a HistoryBroker it is the broker's, within size and
+// ttl, and every node recovers from it; the node then keeps none. Measured (BenchmarkHistoryMemory), a
 // kept 64-byte text message holds about 250 bytes, its envelope (which
 // the sockets it went to share) included, and a room with one message
 // about 470 bytes. A room nothing was published to for ttl is freed, with
@@ -287,9 +289,18 @@ func envelopeWith(room string, pos Position, tail []byte, key string) (Message, 
 // Publishes to one room are totally ordered: every socket receives a
 // room's published messages in offset order, whichever goroutines
 // published them, and a slow socket's laf.Latest never lets an older
-// position replace a newer one. Positions are this node's: with a broker,
-// other nodes' sockets in the room get the message too, with this node's
-// position, and its error is returned, as SendRoom's is (never
+// position replace a newer one.
+//
+// With a broker that is a HistoryBroker, the broker gives the position
+// and keeps the history, and the same holds across the cluster: every
+// node's sockets in the room receive the room's messages in offset order,
+// once each. Publish then returns once the broker has the message; if it
+// cannot append it, Publish returns a *BrokerError (or an error wrapping
+// ErrOutcomeUnknown, if a deadline passed after the append may have
+// reached the broker) and queues the message on no socket, local ones
+// included. With another broker, positions are this node's: other nodes'
+// sockets in the room get the message too, with this node's position,
+// and the broker's error is returned, as SendRoom's is (never
 // ErrNotFound).
 func (e *Endpoint) Publish(ctx context.Context, room string, m Message) (Position, error) {
 	if err := ctx.Err(); err != nil {
@@ -338,6 +349,12 @@ func (e *Endpoint) Publish(ctx context.Context, room string, m Message) (Positio
 // the budget refuses one, JoinSince joins nothing and returns false and
 // the send's error. It returns ErrClosed for a closed socket, and ctx's
 // error if ctx is done.
+//
+// With a HistoryBroker (see Publish), JoinSince recovers from the
+// broker, on any node: it first waits until this node hears the room
+// (one subscribe round trip if no other local socket is in it), then
+// reads the room's history (one round trip). If the broker cannot be
+// read, it joins nothing and returns a *BrokerError.
 func (s *Socket) JoinSince(ctx context.Context, room string, since Position) (recovered bool, err error) {
 	recovered, _, err = s.joinSince(ctx, room, since, nil)
 	return recovered, err

@@ -51,6 +51,19 @@
 // by more than its pending limits (nats.go's defaults: 500,000 messages
 // or 64 MiB; 65,536 messages for an Open's set) loses messages, which
 // nats.go reports to the connection's error handler as a slow consumer.
+//
+// # History
+//
+// Broker is a laf.HistoryBroker: Endpoint.Publish keeps each room's
+// messages in JetStream, which the server must enable (nats-server -js,
+// or a jetstream block in its configuration), so that Publish and
+// Socket.JoinSince work the same on every node and a node that dies loses
+// no history. Without JetStream, Publish fails; the other sends do not
+// need it. The Broker makes one stream, "LAF_HISTORY_" and the subject
+// (file storage; WithHistoryLimits per room, WithHistoryReplicas), with
+// a subject per room; each publish is one request in the steady state,
+// and a recovery one batched direct get of what the stream keeps of the
+// room. See history.go.
 package natsbroker
 
 import (
