@@ -25,7 +25,14 @@ type clusterHistory struct {
 	feeds map[string]*feed
 	sweep *time.Timer // frees the feeds of rooms with no local member
 
-	fills sync.WaitGroup // gap fills under way
+	fills    sync.WaitGroup // gap fills under way
+	fillSlot chan struct{}  // bounds the reads of gap fills under way at once
+	// lastHeard is when this node last heard anything from the broker
+	// (UnixNano). Every node beats each heartbeat, so a longer silence
+	// means this node's subscriptions were down, and its feeds may have
+	// missed a room's last messages with nothing after them to show the
+	// gap: they read the history again.
+	lastHeard atomic.Int64
 }
 
 // feed is one room's live delivery on this node. Its mu orders the
@@ -71,6 +78,37 @@ func newClusterHistory(e *Endpoint, b Broker) *clusterHistory {
 		ep:     e,
 		limits: HistoryLimits{Size: e.cfg.historySize, TTL: e.cfg.historyTTL},
 		feeds:  make(map[string]*feed),
+		// A few reads at once, so that the feeds of a node that comes
+		// back from an outage do not all read at the same moment.
+		fillSlot: make(chan struct{}, 16),
+	}
+}
+
+// heard notes a message from the broker; after a silence of two
+// heartbeats it has every feed read what it may have missed.
+func (ch *clusterHistory) heard() {
+	now := time.Now().UnixNano()
+	prev := ch.lastHeard.Swap(now)
+	if prev != 0 && now-prev > 2*int64(ch.ep.cfg.heartbeat) {
+		go ch.resync()
+	}
+}
+
+// resync has every feed that knows where its room is read the room's
+// history since then.
+func (ch *clusterHistory) resync() {
+	ch.mu.Lock()
+	feeds := make(map[string]*feed, len(ch.feeds))
+	for room, f := range ch.feeds {
+		feeds[room] = f
+	}
+	ch.mu.Unlock()
+	for room, f := range feeds {
+		f.mu.Lock()
+		if f.state != feedDead && !f.stale.Load() && f.known && f.epoch != "" {
+			ch.fill(f, room)
+		}
+		f.mu.Unlock()
 	}
 }
 
@@ -84,6 +122,7 @@ type historyRouting struct {
 
 func (r historyRouting) Open(ctx context.Context, fn func(msg []byte)) (Channels, error) {
 	return r.HistoryBroker.Open(ctx, func(msg []byte) {
+		r.ch.heard()
 		if pos, body, ok := parseHistoryFrame(msg); ok {
 			r.ch.received(pos, body)
 			return
@@ -304,9 +343,29 @@ func (ch *clusterHistory) fill(f *feed, room string) {
 	ch.fills.Add(1)
 	go func() {
 		defer ch.fills.Done()
-		ctx, cancel := context.WithTimeout(ch.ep.cluster.ctx, historyJoinWait)
-		last, missed, err := ch.hb.History(ctx, keyChannel(wire.OpRoom, room), since, HistoryLimits{Size: math.MaxInt32, TTL: ch.limits.TTL})
-		cancel()
+		select {
+		case ch.fillSlot <- struct{}{}:
+			defer func() { <-ch.fillSlot }()
+		case <-ch.ep.cluster.ctx.Done():
+		}
+		// The broker may still be coming back (its subscriptions before
+		// its commands): try for a while before giving up on the gap.
+		var last Position
+		var missed []HistoryEntry
+		var err error
+		giveUp := time.Now().Add(historyJoinWait)
+		for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+			ctx, cancel := context.WithTimeout(ch.ep.cluster.ctx, historyJoinWait)
+			last, missed, err = ch.hb.History(ctx, keyChannel(wire.OpRoom, room), since, HistoryLimits{Size: math.MaxInt32, TTL: ch.limits.TTL})
+			cancel()
+			if err == nil || ch.ep.cluster.ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
+				break
+			}
+			select {
+			case <-ch.ep.cluster.ctx.Done():
+			case <-time.After(wait):
+			}
+		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.filling = false
