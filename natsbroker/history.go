@@ -73,10 +73,9 @@ type history struct {
 
 	stripes [64]sync.Mutex // one append at a time per room: by stripe(subject)
 
-	mu     sync.Mutex
-	ready  bool                   // the stream exists, as far as this Broker knows
-	lasts  map[string]historyLast // subject → its last message, as this Broker last saw it
-	stream string
+	mu    sync.Mutex
+	ready bool                   // the stream exists, as far as this Broker knows
+	lasts map[string]historyLast // subject → its last message, as this Broker last saw it
 }
 
 // historyLast is a room's last message: its stream sequence and position.
