@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,10 +124,11 @@ func (ch *clusterHistory) publish(ctx context.Context, room string, m Message) (
 	pos, err := ch.hb.Append(ctx, keyChannel(wire.OpRoom, room), msg, ch.limits)
 	if err != nil {
 		ch.ep.cluster.publishErrors.Add(1)
-		if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return Position{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
-		}
-		if ctx.Err() != nil {
+		// A deadline, the caller's or the connection's, may pass after
+		// the append reached the broker: then nobody knows.
+		var ne net.Error
+		if errors.Is(err, ErrOutcomeUnknown) || errors.Is(err, context.DeadlineExceeded) ||
+			errors.As(err, &ne) && ne.Timeout() || ctx.Err() != nil {
 			return Position{}, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
 		return Position{}, &BrokerError{Err: err}
