@@ -62,8 +62,8 @@ func WithHistoryReplicas(n int) Option {
 // publishes it with Nats-Expected-Last-Subject-Sequence, so that two
 // nodes never give one offset twice: the loser reads the new last and
 // tries again. A room whose subject holds nothing (expired, purged, the
-// stream lost) starts a new epoch at offset 1. History reads every
-// message the stream keeps of the room with one batched direct get.
+// stream lost) starts a new epoch at offset 1. History reads the room's
+// last message, then the missed ones with batched direct gets.
 
 // history is a Broker's JetStream state.
 type history struct {
@@ -288,9 +288,13 @@ func (b *Broker) Append(ctx context.Context, channel string, msg []byte, limits 
 	}
 }
 
-// History reads every message the stream keeps of channel's room, with
-// one batched direct get, and returns its last position and those after
-// since, within limits.
+// History reads the room's last message with a direct get and, if since
+// is in its epoch and behind it, the messages after since with batched
+// direct gets: from a sequence guessed from the number missed, moved back
+// fourfold while the first message it finds is already past since (other
+// rooms' messages interleave in the stream). Without interleaving that is
+// two round trips and the missed messages only; at worst a few more round
+// trips, and every message the stream keeps of the room.
 func (b *Broker) History(ctx context.Context, channel string, since laf.Position, limits laf.HistoryLimits) (laf.Position, []laf.HistoryEntry, error) {
 	if err := b.usable(ctx); err != nil {
 		return laf.Position{}, nil, err
@@ -303,54 +307,89 @@ func (b *Broker) History(ctx context.Context, channel string, since laf.Position
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
+	subj := b.historySubject(channel)
+	lastMsg, err := b.readLast(ctx, subj)
+	if err != nil || lastMsg.seq == 0 {
+		return laf.Position{}, nil, err
+	}
+	last := lastMsg.pos
+	if since.Epoch != last.Epoch || since.Offset >= last.Offset || limits.Size <= 0 {
+		return last, nil, nil
+	}
+	want := min(last.Offset-since.Offset, uint64(limits.Size))
+	first := last.Offset - want + 1 // the oldest offset wanted
+	back := want
+	for {
+		start := uint64(1)
+		if back < lastMsg.seq {
+			start = lastMsg.seq - back + 1
+		}
+		got, err := b.batchGet(ctx, subj, start, b.hist.limit())
+		if err != nil {
+			return laf.Position{}, nil, err
+		}
+		if start > 1 && (len(got) == 0 || got[0].pos.Offset > first || got[0].pos.Epoch != last.Epoch) {
+			back *= 4 // started after the first wanted: go further back
+			continue
+		}
+		var out []laf.HistoryEntry
+		oldest := time.Now().Add(-limits.TTL)
+		for _, g := range got {
+			if g.pos.Epoch != last.Epoch || g.pos.Offset < first || g.pos.Offset > last.Offset {
+				continue
+			}
+			if limits.TTL > 0 && g.at.Before(oldest) {
+				continue
+			}
+			out = append(out, laf.HistoryEntry{Offset: g.pos.Offset, Msg: g.msg})
+		}
+		return last, out, nil
+	}
+}
+
+// stored is a message of the history stream.
+type stored struct {
+	pos laf.Position
+	at  time.Time
+	msg []byte
+}
+
+// batchGet returns up to batch messages of subj from stream sequence
+// start on, with one batched direct get.
+func (b *Broker) batchGet(ctx context.Context, subj string, start uint64, batch int) ([]stored, error) {
 	inbox := b.nc.NewInbox()
 	sub, err := b.nc.SubscribeSync(inbox)
 	if err != nil {
-		return laf.Position{}, nil, err
+		return nil, err
 	}
 	defer sub.Unsubscribe()
 	req, _ := json.Marshal(struct {
 		Seq     uint64 `json:"seq"`
 		NextFor string `json:"next_by_subj"`
 		Batch   int    `json:"batch"`
-	}{1, b.historySubject(channel), b.hist.limit()})
+	}{start, subj, batch})
 	if err := b.nc.PublishRequest("$JS.API.DIRECT.GET."+b.historyStream(), inbox, req); err != nil {
-		return laf.Position{}, nil, err
+		return nil, err
 	}
-	var last laf.Position
-	var out []laf.HistoryEntry
-	oldest := time.Now().Add(-limits.TTL)
+	var out []stored
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return laf.Position{}, nil, err
+			return nil, err
 		}
 		if st := m.Header.Get("Status"); st != "" {
-			if st == "204" || st == "404" { // end of the batch; nothing kept
-				break
+			if st == "204" || st == "404" { // the end of the batch; or nothing
+				return out, nil
 			}
-			return laf.Position{}, nil, fmt.Errorf("natsbroker: direct get: %s %s", st, m.Header.Get("Description"))
+			return nil, fmt.Errorf("natsbroker: direct get: %s %s", st, m.Header.Get("Description"))
 		}
 		pos, body, err := parseFrame(m.Data)
 		if err != nil {
-			return laf.Position{}, nil, err
+			return nil, err
 		}
-		last = pos
-		if pos.Epoch != since.Epoch || pos.Offset <= since.Offset {
-			continue
-		}
-		if at, err := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp")); err == nil && limits.TTL > 0 && at.Before(oldest) {
-			continue
-		}
-		out = append(out, laf.HistoryEntry{Offset: pos.Offset, Msg: body})
+		at, _ := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+		out = append(out, stored{pos, at, body})
 	}
-	if since.Epoch != last.Epoch {
-		out = nil
-	}
-	if len(out) > limits.Size {
-		out = out[len(out)-max(limits.Size, 0):]
-	}
-	return last, out, nil
 }
 
 // randomID returns 64 random bits in 11 characters of [A-Za-z0-9_-].

@@ -62,8 +62,9 @@
 // need it. The Broker makes one stream, "LAF_HISTORY_" and the subject
 // (file storage; WithHistoryLimits per room, WithHistoryReplicas), with
 // a subject per room; each publish is one request in the steady state,
-// and a recovery one batched direct get of what the stream keeps of the
-// room. See history.go.
+// and a recovery two or more direct gets (the room's last message, then
+// a batch from a sequence guessed from the number missed). See
+// history.go.
 package natsbroker
 
 import (
