@@ -109,6 +109,7 @@ type LocalBroker struct {
 	mu    sync.RWMutex
 	subs  map[*localSub]struct{}
 	chans map[string]map[*localSub]struct{}
+	hist  localHistory // see localbroker_history.go
 }
 
 // localSub is one Subscribe, or one Open's set of channels.

@@ -61,8 +61,15 @@ func Handler(fn Func, opts ...Option) *Endpoint {
 	e.reg.hook = e.cfg.roomHook
 	e.aborted, e.abort = context.WithCancel(context.Background())
 	if e.cfg.broker != nil {
-		e.cluster = newCluster(e.cfg.broker, e, e.cfg.heartbeat, e.cfg.logger)
+		b := e.cfg.broker
+		if e.streams.cluster = newClusterHistory(e, b); e.streams.cluster != nil {
+			b = historyRouting{e.streams.cluster.hb, e.streams.cluster} // room history through the broker
+		}
+		e.cluster = newCluster(b, e, e.cfg.heartbeat, e.cfg.logger)
 		e.reg.notify = e.cluster.queue
+		if e.streams.cluster != nil {
+			e.reg.notify = e.streams.cluster.notify(e.cluster.queue)
+		}
 	}
 	return e
 }

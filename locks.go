@@ -5,7 +5,11 @@ package laf
 // on a line with another is a leaf, held while calling no other code
 // that locks.
 //
+//	localHistory.mu → LocalBroker.mu → localSub.mu     (LocalBroker.Append delivers in offset order)
 //	LocalBroker.mu → localSub.mu → (delivering: the lines below)
+//	feed.mu → registry.mu → outbox.mu                  (a room's feed delivers, and JoinSince recovers, in offset order)
+//	registry.mu → clusterHistory.mu                    (clusterHistory.notify marks a feed stale)
+//	clusterHistory.mu → feed.mu                        (only TryLock, freeing an idle feed)
 //	streams.mu → stream.mu                             (only TryLock, freeing an idle room)
 //	stream.mu → registry.mu → outbox.mu                (Publish and JoinSince order a room's sends)
 //	registry.mu → outbox.mu → lateFlusher.mu
