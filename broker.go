@@ -157,6 +157,7 @@ func WithNodeName(name string) EmitterOption {
 type LocalBroker struct {
 	mu    sync.RWMutex
 	chans map[string]map[*localSub]struct{}
+	hist  localHistory // see localbroker_history.go
 }
 
 // localSub is one Open's set of channels.

@@ -78,18 +78,19 @@ func (s *Socket) Resume(ctx context.Context, room string) (recovered bool, err e
 	if err != nil {
 		return false, err
 	}
-	recovered, at, err := s.joinSince(ctx, room, since[room])
-	if err != nil {
-		return false, err
-	}
-	notice, err := json.Marshal(struct {
-		Laf       string `json:"laf"`
-		Room      string `json:"room"`
-		Recovered bool   `json:"recovered"`
-		Pos       string `json:"pos"`
-	}{"recovered", room, recovered, at.String()})
-	if err != nil {
-		return false, err
-	}
-	return recovered, s.out.enqueue(Message{data: notice, json: true})
+	// The notice is queued before any later message of the room, so that
+	// the position it carries never follows a newer one.
+	recovered, _, err = s.joinSince(ctx, room, since[room], func(recovered bool, at Position) error {
+		notice, err := json.Marshal(struct {
+			Laf       string `json:"laf"`
+			Room      string `json:"room"`
+			Recovered bool   `json:"recovered"`
+			Pos       string `json:"pos"`
+		}{"recovered", room, recovered, at.String()})
+		if err != nil {
+			return err
+		}
+		return s.out.enqueue(Message{data: notice, json: true})
+	})
+	return recovered, err
 }

@@ -37,7 +37,8 @@ const (
 	CauseIdle
 	// CauseLifetime: the socket reached its maximum lifetime (1001).
 	CauseLifetime
-	// CauseShutdown: Endpoint.Shutdown closed it (1001).
+	// CauseShutdown: Endpoint.Shutdown closed it (1001 "going away"), or
+	// Endpoint.Drain did (1012 "service restart").
 	CauseShutdown
 	// CausePolicy: the peer sent over its rate limit (1008); see
 	// WithRateLimit.

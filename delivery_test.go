@@ -506,7 +506,8 @@ func TestMaxLifetime(t *testing.T) {
 	ev := rec.Expect(t, laf.MethodClose)
 	assert.Equal(t, laf.CauseLifetime, ev.Params.Cause)
 	closedAt := <-closed
-	assert.GreaterOrEqual(t, closedAt.Sub(dialed), life)
+	// Each socket's lifetime is drawn between 0.9×life and life.
+	assert.GreaterOrEqual(t, closedAt.Sub(dialed), life-life/10)
 	assert.True(t, closedAt.After(openedAt))
 }
 

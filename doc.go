@@ -60,7 +60,7 @@
 // method other than GET, 400 for a bad Sec-WebSocket-Key, 431 for a
 // request over WithMaxRequestBytes, 403 for a cross-origin request (see
 // WithOriginPatterns), the AuthFunc's status, 503 over WithMaxSockets or
-// after Shutdown, and 429 over WithMaxSocketsPerKey.
+// once Shutdown or Drain has begun, and 429 over WithMaxSocketsPerKey.
 //
 // laf speaks RFC 6455 and RFC 7692 itself (internal/wsconn): one reader
 // and one writer per connection, with one connection state. A frame
@@ -108,12 +108,16 @@
 // WithReadIdleTimeout and WithMaxLifetime bound a socket's life, and
 // WithCloseTimeout how long a graceful close may take. WithRoomHook hears
 // a room get its first socket and lose its last. Endpoint.Shutdown closes
-// every socket with 1001 and waits for their close events.
+// every socket with 1001 and waits for their close events; Endpoint.Drain,
+// for a deploy behind a balancer, closes them with 1012 spread over a
+// window, so that their clients reconnect to other nodes a few at a time.
 //
 // On Linux a socket whose peer has been silent for a quarter to half a
 // second, with nothing half read, gives up its goroutine and waits in
-// its Endpoint's epoll set; the peer's next bytes, or the connection's
-// close, give it one again. An idle socket then costs about 5 KiB.
+// its Endpoint's epoll set, which answers the peer's pings and counts its
+// pongs; the peer's next data, or the connection's close, give it one
+// again. An idle socket then costs about 5 KiB. One schedule per Endpoint
+// sends every socket's keepalive pings, spread over the interval.
 //
 // # Clusters
 //

@@ -29,6 +29,7 @@ type Endpoint struct {
 	frameBatches sync.Pool // *frameBatch scratch for writing
 	late         lateFlusher
 	poll         poller // the parked sockets
+	pinger       pinger // the keepalive
 	capacity     capacity
 	// aborted is done once Shutdown's context ends: every event's
 	// context is then done.
@@ -81,6 +82,7 @@ func (e *Endpoint) RoomLen(room string) int { return e.reg.roomLen(room) }
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.reg.admit(&e.conns) {
 		e.stats.refused.Add(1)
+		w.Header().Set("Retry-After", shutdownRetryAfter)
 		http.Error(w, "laf: endpoint is shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -156,9 +158,6 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 	}
 	n := e.stats.accepted.Add(1)
 
-	// Without the request's cancellation, the socket's context does not
-	// register with the server's: it is done when the socket closes.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	s := &Socket{
 		id:       e.reg.idPrefix + newID(),
 		token:    n,
@@ -166,8 +165,6 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 		ep:       e,
 		conn:     conn,
 		req:      r,
-		ctx:      ctx,
-		cancel:   cancel,
 		born:     time.Now(),
 		traffic:  &e.stats.traffic[n%trafficStripes],
 		limiter:  newRateLimiter(e.cfg.rateLimit, e.cfg.readLimit),
@@ -186,11 +183,13 @@ func (e *Endpoint) upgrade(w http.ResponseWriter, r *http.Request, identity stri
 	return s
 }
 
-// Shutdown stops the Endpoint gracefully: new upgrades get 503, every
-// socket is sent 1001 "going away" (after what it had queued) and closes
-// with cause CauseShutdown. Shutdown waits until every close event has
-// returned, or until ctx is done; then it drops the connections still
-// open and returns ctx's error. Calling it again waits again.
+// Shutdown stops the Endpoint gracefully: new upgrades get 503 with
+// Retry-After, Ready fails, every socket is sent 1001 "going away" (after
+// what it had queued) and closes with cause CauseShutdown. For a deploy,
+// Drain spreads the closes over a window instead. Shutdown waits until
+// every close event has returned, or until ctx is done; then it drops
+// the connections still open and returns ctx's error. Calling it again
+// waits again.
 //
 // http.Server.Shutdown does not wait for WebSockets, which it sees as
 // hijacked connections. Start the Endpoint's Shutdown from the server's:
@@ -209,23 +208,9 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	for _, s := range live {
 		s.out.decide(closeFor(CauseShutdown))
 	}
-
-	done := make(chan struct{})
-	go func() {
-		e.conns.Wait()
-		close(done)
-	}()
+	done := e.allClosed()
 	defer e.leaveCluster()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	e.abort()
-	for _, s := range live {
-		s.closeConn() // fails the handshake or write under way at once
-	}
-	return ctx.Err()
+	return e.awaitClosed(ctx, done, live)
 }
 
 // leaveCluster stops the Endpoint's part in the cluster, once.
@@ -294,6 +279,13 @@ func (r *registry) shutdown() []*Socket {
 	r.shutting = true
 	r.mu.Unlock()
 	return r.all()
+}
+
+// closing reports whether shutdown has been called.
+func (r *registry) closing() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.shutting
 }
 
 // add registers s, or reports false if the Endpoint is shutting down.

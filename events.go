@@ -63,7 +63,7 @@ func (s *Socket) finish() {
 	e.stats.live.Add(-1)
 	c := s.out.decision()
 	e.stats.closes[c.cause].Add(1)
-	s.cancel()
+	s.endContext()
 	s.call(s.event(MethodClose, Params{Code: c.code, Reason: c.reason, Cause: c.cause}))
 }
 

@@ -12,3 +12,7 @@ func (e *Endpoint) PollerRunning() bool {
 	_, running := e.poll.count()
 	return running
 }
+
+// PollerWakeups returns how many times e's parked sockets were resumed,
+// and how many times one was served and left parked.
+func (e *Endpoint) PollerWakeups() (woken, served uint64) { return e.poll.wakeups() }

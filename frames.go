@@ -12,9 +12,8 @@ import (
 // frames never interleave, and refuses data frames once a close frame has
 // gone out either way.
 
-// frameBatch is the scratch for writing a batch too large for the
-// socket's own small buffer, pooled per Endpoint so that an idle socket
-// holds none.
+// frameBatch is the scratch for writing a batch, pooled per Endpoint so
+// that an idle socket holds none.
 type frameBatch struct {
 	hdr  [maxHeader]byte
 	vs   [2][]byte   // a large frame's header and payload, for writev
@@ -51,17 +50,7 @@ const flatMax = 64 << 10
 // messages went out whole. Only the socket's writer calls it.
 func (o *outbox) writeFrames(batch []Message) (int, error) {
 	deflate := o.s.deflate
-	size := 0
-	for i := range batch {
-		size += frameSize(&batch[i], deflate)
-	}
 	c := o.s.conn
-	if size <= len(o.wbuf) {
-		// Small frames need neither the pool nor an allocation.
-		n, err := c.WriteData(appendFrames(o.wbuf[:0], batch, deflate))
-		return countSent(batch, deflate, int64(n), err)
-	}
-
 	e := o.s.ep
 	fb, _ := e.frameBatches.Get().(*frameBatch)
 	if fb == nil {

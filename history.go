@@ -58,8 +58,10 @@ const (
 // socket what it missed while it reconnected. Zero or less means
 // DefaultHistorySize, 100, and DefaultHistoryTTL, 2 minutes.
 //
-// History is in memory, on this node: a restart loses it, which the
-// room's new epoch tells clients. Measured (BenchmarkHistoryMemory), a
+// Without a broker, or with one that is not a HistoryBroker, history is
+// in memory, on this node: a restart loses it, which the room's new epoch
+// tells clients. With a HistoryBroker it is the broker's, within size and
+// ttl, and every node recovers from it; the node then keeps none. Measured (BenchmarkHistoryMemory), a
 // kept 64-byte text message holds about 250 bytes, its envelope (which
 // the sockets it went to share) included, and a room with one message
 // about 470 bytes. A room nothing was published to for ttl is freed, with
@@ -83,6 +85,9 @@ type streams struct {
 	mu    sync.Mutex    // guards rooms and sweep
 	rooms map[string]*stream
 	sweep *time.Timer // frees idle rooms; armed while there are rooms
+	// cluster, with a HistoryBroker, keeps positions and history in the
+	// broker instead (history_cluster.go).
+	cluster *clusterHistory
 }
 
 // stream is one room's: its epoch, last offset and kept messages. Its mu
@@ -223,16 +228,18 @@ func (m *Message) olderThan(q *Message) bool {
 // envelope returns m as it goes out published at pos in room: one text
 // frame holding {"room": ROOM, "pos": "EPOCH:OFFSET", "data": DATA}.
 func envelope(room string, pos Position, m Message) (Message, error) {
-	r, err := json.Marshal(room)
+	tail, err := envelopeTail(m)
 	if err != nil {
 		return Message{}, err
 	}
-	b := make([]byte, 0, len(r)+len(m.data)+len(pos.Epoch)+48)
-	b = append(b, `{"room":`...)
-	b = append(b, r...)
-	b = append(b, `,"pos":"`...)
-	b = append(b, pos.String()...)
-	b = append(b, `","data":`...)
+	return envelopeWith(room, pos, tail, m.key)
+}
+
+// envelopeTail returns what follows the position in m's envelope:
+// `,"data":DATA}`, with `,"binary":true` for a binary message.
+func envelopeTail(m Message) ([]byte, error) {
+	b := make([]byte, 0, len(m.data)+24)
+	b = append(b, `,"data":`...)
 	switch {
 	case m.json:
 		b = append(b, m.data...)
@@ -243,12 +250,28 @@ func envelope(room string, pos Position, m Message) (Message, error) {
 	default:
 		d, err := json.Marshal(string(m.data))
 		if err != nil {
-			return Message{}, err
+			return nil, err
 		}
 		b = append(b, d...)
 	}
-	b = append(b, '}')
-	return Message{data: b, key: m.key, pub: &published{room, pos.Offset}}, nil
+	return append(b, '}'), nil
+}
+
+// envelopeWith returns the envelope of room at pos whose tail is
+// envelopeTail's, with Latest's key.
+func envelopeWith(room string, pos Position, tail []byte, key string) (Message, error) {
+	r, err := json.Marshal(room)
+	if err != nil {
+		return Message{}, err
+	}
+	b := make([]byte, 0, len(r)+len(tail)+len(pos.Epoch)+32)
+	b = append(b, `{"room":`...)
+	b = append(b, r...)
+	b = append(b, `,"pos":"`...)
+	b = append(b, pos.String()...)
+	b = append(b, '"')
+	b = append(b, tail...)
+	return Message{data: b, key: key, pub: &published{room, pos.Offset}}, nil
 }
 
 // Publish gives m the room's next position, keeps it in the room's
@@ -266,13 +289,25 @@ func envelope(room string, pos Position, m Message) (Message, error) {
 // Publishes to one room are totally ordered: every socket receives a
 // room's published messages in offset order, whichever goroutines
 // published them, and a slow socket's laf.Latest never lets an older
-// position replace a newer one. Positions are this node's: with a broker,
-// other nodes' sockets in the room get the message too, with this node's
-// position, and its error is returned, as SendRoom's is (never
+// position replace a newer one.
+//
+// With a broker that is a HistoryBroker, the broker gives the position
+// and keeps the history, and the same holds across the cluster: every
+// node's sockets in the room receive the room's messages in offset order,
+// once each. Publish then returns once the broker has the message; if it
+// cannot append it, Publish returns a *BrokerError (or an error wrapping
+// ErrOutcomeUnknown, if a deadline passed after the append may have
+// reached the broker) and queues the message on no socket, local ones
+// included. With another broker, positions are this node's: other nodes'
+// sockets in the room get the message too, with this node's position,
+// and the broker's error is returned, as SendRoom's is (never
 // ErrNotFound).
 func (e *Endpoint) Publish(ctx context.Context, room string, m Message) (Position, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, err
+	}
+	if e.streams.cluster != nil {
+		return e.streams.cluster.publish(ctx, room, m)
 	}
 	now := time.Now().UnixNano()
 	st := e.streams.lock(room, now)
@@ -288,7 +323,7 @@ func (e *Endpoint) Publish(ctx context.Context, room string, m Message) (Positio
 	local := e.reg.sendTo(byRoom, room, e.compressible(env))
 	st.mu.Unlock()
 	if e.cluster != nil {
-		if err := e.cluster.sendKey(ctx, wire.OpRoom, room, env, local); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := e.cluster.sendKey(ctx, wire.OpRoom, room, env, local); err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNoSubscriber) {
 			return pos, err
 		}
 	}
@@ -314,18 +349,29 @@ func (e *Endpoint) Publish(ctx context.Context, room string, m Message) (Positio
 // the budget refuses one, JoinSince joins nothing and returns false and
 // the send's error. It returns ErrClosed for a closed socket, and ctx's
 // error if ctx is done.
+//
+// With a HistoryBroker (see Publish), JoinSince recovers from the
+// broker, on any node: it first waits until this node hears the room
+// (one subscribe round trip if no other local socket is in it), then
+// reads the room's history (one round trip). If the broker cannot be
+// read, it joins nothing and returns a *BrokerError.
 func (s *Socket) JoinSince(ctx context.Context, room string, since Position) (recovered bool, err error) {
-	recovered, _, err = s.joinSince(ctx, room, since)
+	recovered, _, err = s.joinSince(ctx, room, since, nil)
 	return recovered, err
 }
 
 // joinSince is JoinSince, and also returns the room's position once the
-// socket has joined (zero if nothing was ever published to it).
-func (s *Socket) joinSince(ctx context.Context, room string, since Position) (recovered bool, at Position, err error) {
+// socket has joined (zero if nothing was ever published to it). If then
+// is not nil, it is called with what JoinSince returns once the socket
+// has joined, before any later message of the room is queued on it.
+func (s *Socket) joinSince(ctx context.Context, room string, since Position, then func(recovered bool, at Position) error) (recovered bool, at Position, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, at, err
 	}
 	e := s.ep
+	if e.streams.cluster != nil {
+		return e.streams.cluster.joinSince(ctx, s, room, since, then)
+	}
 	now := time.Now().UnixNano()
 	st := e.streams.lock(room, now)
 	defer e.reg.runHooks() // after the unlock: a hook may publish
@@ -345,6 +391,11 @@ func (s *Socket) joinSince(ctx context.Context, room string, since Position) (re
 	}
 	if !e.reg.joinRoom(s, room) {
 		return false, at, ErrClosed
+	}
+	if then != nil {
+		if err := then(recovered, at); err != nil {
+			return false, at, err
+		}
 	}
 	return recovered, at, nil
 }

@@ -56,12 +56,20 @@ func Handler(fn Func, opts ...Option) *Endpoint {
 		panic("laf: nil Func")
 	}
 	e := &Endpoint{fn: fn, cfg: newConfig(opts), reg: newRegistry()}
+	e.pinger.interval, e.pinger.timeout = e.cfg.pingInterval, e.cfg.pongTimeout
 	e.streams = newStreams(e.cfg.historySize, e.cfg.historyTTL)
 	e.reg.hook = e.cfg.roomHook
 	e.aborted, e.abort = context.WithCancel(context.Background())
 	if e.cfg.broker != nil {
-		e.cluster = newCluster(e.cfg.broker, e, &e.cfg)
+		b := e.cfg.broker
+		if e.streams.cluster = newClusterHistory(e, b); e.streams.cluster != nil {
+			b = historyRouting{e.streams.cluster.hb, e.streams.cluster} // room history through the broker
+		}
+		e.cluster = newCluster(b, e, &e.cfg)
 		e.reg.notify = e.cluster.queue
+		if e.streams.cluster != nil {
+			e.reg.notify = e.streams.cluster.notify(e.cluster.queue)
+		}
 	}
 	return e
 }

@@ -2,6 +2,7 @@ package laf
 
 import (
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"time"
 )
@@ -218,10 +219,12 @@ func WithShared(s *Shared) Option {
 	return option(func(c *config) { c.shared = s })
 }
 
-// WithPing pings every socket after each interval of its life (default
-// DefaultPingInterval, 30 s) and closes it with cause CausePingTimeout
+// WithPing pings every socket once per interval (default
+// DefaultPingInterval, 30 s), the first time at a random point in the
+// second half of its first interval so that sockets connected together
+// are not pinged together, and closes it with cause CausePingTimeout
 // when no pong comes back within timeout (default DefaultPongTimeout,
-// 10 s). This keeps idle connections alive through proxies and finds
+// 10 s). One timer per Endpoint drives every socket's pings. This keeps idle connections alive through proxies and finds
 // half-open TCP connections. Pongs are read between messages, so a ping
 // sent while the Func is running is not held against the socket. An
 // interval of zero or less turns pings off; a timeout of zero or less
@@ -275,10 +278,26 @@ func WithRoomHook(fn RoomHook) Option {
 }
 
 // WithMaxLifetime closes a socket with 1001 "lifetime" and cause
-// CauseLifetime once it has been open for d, so that clients reconnect,
-// perhaps to another server. Zero (the default) turns it off.
+// CauseLifetime once it has been open for its lifetime, so that clients
+// reconnect, perhaps to another server: behind a balancer, sockets that
+// piled onto some nodes (after a rolling restart, say) spread over all of
+// them again. Each socket's lifetime is drawn at random, uniformly
+// between 0.9×d and d, so that sockets opened together (after a restart
+// or an outage) do not all close, and reconnect, together. No socket
+// outlives d. Zero (the default) turns it off.
 func WithMaxLifetime(d time.Duration) Option {
 	return option(func(c *config) { c.maxLifetime = d })
+}
+
+// lifetimeJitter is the part of WithMaxLifetime's d that a socket's
+// lifetime may fall short of it by: a tenth.
+const lifetimeJitter = 10
+
+// lifetime draws a socket's lifetime for WithMaxLifetime: uniformly in
+// [d-d/lifetimeJitter, d].
+func (c *config) lifetime() time.Duration {
+	d := c.maxLifetime
+	return d - rand.N(d/lifetimeJitter+1)
 }
 
 // WithSendQueue sets each socket's outbound budget: at most messages

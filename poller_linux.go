@@ -6,6 +6,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lafgo/laf/internal/wsconn"
 )
 
 // canPark: a socket can wait for its peer with no goroutine (see park).
@@ -30,6 +32,16 @@ type poller struct {
 	running bool                 // the poller's goroutine runs
 	failed  time.Time            // when the epoll set last failed; no park until parkRetry later
 	events  []syscall.EpollEvent // the goroutine's
+	woken   uint64               // sockets resumed
+	served  uint64               // wake-ups served with the socket left parked (control frames)
+	control *wsconn.ControlIO    // the goroutine's
+
+	// ctl's arguments and result, guarded by mu: passing them to a
+	// closure made for each call would allocate.
+	ctlOp  int
+	ctlEv  syscall.EpollEvent
+	ctlErr error
+	ctlFn  func(fd uintptr)
 }
 
 // parkRetry is how long sockets keep their goroutines after the epoll set
@@ -51,20 +63,7 @@ func (p *poller) park(s *Socket) bool {
 			return false
 		}
 	}
-	ev := syscall.EpollEvent{
-		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
-		Fd:     int32(uint32(s.token)),
-		Pad:    int32(uint32(s.token >> 32)),
-	}
-	var err error
-	raw := s.conn.Raw()
-	if raw == nil {
-		return false
-	}
-	cerr := raw.Control(func(fd uintptr) {
-		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-	})
-	if cerr != nil || err != nil {
+	if p.ctl(s, syscall.EPOLL_CTL_ADD) != nil {
 		return false // closed meanwhile: the socket's goroutine reads the error
 	}
 	p.parked[s.token] = s
@@ -73,6 +72,33 @@ func (p *poller) park(s *Socket) bool {
 		go p.run()
 	}
 	return true
+}
+
+var errNotTCP = errors.New("laf: not a TCP connection")
+
+// ctl adds s's connection to the epoll set, or arms it again (op
+// EPOLL_CTL_MOD), for one event: its next bytes, or its end; or takes it
+// out (EPOLL_CTL_DEL). p.mu is held.
+func (p *poller) ctl(s *Socket, op int) error {
+	raw := s.conn.Raw()
+	if raw == nil {
+		return errNotTCP
+	}
+	p.ctlOp = op
+	p.ctlEv = syscall.EpollEvent{
+		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
+		Fd:     int32(uint32(s.token)),
+		Pad:    int32(uint32(s.token >> 32)),
+	}
+	if err := raw.Control(p.ctlFn); err != nil {
+		return err
+	}
+	return p.ctlErr
+}
+
+// ctlFD is ctl's work on the connection's descriptor. p.mu is held.
+func (p *poller) ctlFD(fd uintptr) {
+	p.ctlErr = syscall.EpollCtl(p.epfd, p.ctlOp, int(fd), &p.ctlEv)
 }
 
 // open makes the epoll set. p.mu is held.
@@ -94,6 +120,7 @@ func (p *poller) open() error {
 	p.ep, p.epfd, p.raw = ep, fd, raw
 	if p.parked == nil {
 		p.parked = make(map[uint64]*Socket)
+		p.ctlFn = p.ctlFD // made once: a method value allocates
 	}
 	return nil
 }
@@ -116,19 +143,56 @@ func (p *poller) take(token uint64) *Socket {
 // unpark resumes s if it is parked: its connection has been closed.
 func (p *poller) unpark(s *Socket) {
 	if p.take(s.token) == s {
-		go s.resume()
+		p.wake(s)
 	}
+}
+
+// serve handles what the socket parked under token has received, if it
+// still is parked: control frames are served where they are (see
+// wsconn's ControlIO.Serve), and the socket is parked again; anything else
+// resumes it. While it is served, the socket is out of parked, so that a
+// close (unpark) leaves it to serve; the park again then fails on the
+// closed connection, and resumes it.
+func (p *poller) serve(token uint64) {
+	p.mu.Lock()
+	s := p.parked[token]
+	delete(p.parked, token)
+	p.mu.Unlock()
+	if s == nil {
+		return
+	}
+	if p.control == nil {
+		p.control = wsconn.NewControlIO()
+	}
+	if p.control.Serve(s.conn) {
+		p.wake(s)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctl(s, syscall.EPOLL_CTL_MOD) != nil {
+		p.woken++
+		go s.resume()
+		return
+	}
+	p.parked[token] = s
+	p.served++
+}
+
+// wake resumes s, taken out of parked, on a goroutine of its own.
+func (p *poller) wake(s *Socket) {
+	p.mu.Lock()
+	p.woken++
+	p.mu.Unlock()
+	go s.resume()
 }
 
 // forget takes s's connection out of the epoll set, once s has been
 // taken out of parked.
 func (p *poller) forget(s *Socket) {
 	p.mu.Lock()
-	epfd := p.epfd // set before s was parked, and kept
+	p.ctl(s, syscall.EPOLL_CTL_DEL) // the set was made before s was parked, and is kept
 	p.mu.Unlock()
-	s.conn.Raw().Control(func(fd uintptr) {
-		syscall.EpollCtl(epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
-	})
 }
 
 // run resumes the sockets the epoll set reports, until none is parked.
@@ -162,7 +226,7 @@ func (p *poller) run() {
 		p.ep = nil
 		p.mu.Unlock()
 		for _, s := range parked {
-			go s.resume()
+			p.wake(s)
 		}
 		return
 	}
@@ -178,8 +242,10 @@ func (p *poller) poll(fd uintptr) bool {
 		}
 		for _, ev := range p.events[:max(n, 0)] {
 			token := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if s := p.take(token); s != nil {
-				go s.resume()
+			if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
+				p.serve(token)
+			} else if s := p.take(token); s != nil {
+				p.wake(s)
 			}
 		}
 		if n == len(p.events) {
@@ -193,6 +259,14 @@ func (p *poller) poll(fd uintptr) bool {
 		}
 		return false
 	}
+}
+
+// wakeups returns how many times a parked socket was resumed, and how
+// many times one was served and left parked.
+func (p *poller) wakeups() (woken, served uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.woken, p.served
 }
 
 // count returns how many sockets are parked, and whether the poller's

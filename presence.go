@@ -160,8 +160,13 @@ func (p Presence) RoomMembersContext(ctx context.Context, room string) ([]string
 // error matches ErrNotReady and says why, wrapping the error of the
 // current fault, never an earlier one. Serve it as a readiness check, so
 // a balancer sends new sockets elsewhere meanwhile; the node's own
-// sockets are served whatever it says.
+// sockets are served whatever it says. Once Shutdown or Drain has begun,
+// with a broker or without, it returns an error that matches ErrNotReady
+// and says so.
 func (e *Endpoint) Ready() error {
+	if e.reg.closing() {
+		return errShuttingDown
+	}
 	if e.cluster == nil {
 		return nil
 	}

@@ -235,6 +235,21 @@ func main() {
 
 var _ = main
 
+// README, Shutdown, draining for a deploy: compiled, never run.
+
+func readmeDrain(ep *laf.Endpoint, srv *http.Server) error {
+	// ```go
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// 503 to new upgrades, Ready fails, 1012 to each socket over 10 s.
+	err := ep.Drain(shutdownCtx, 10*time.Second)
+	err = errors.Join(err, srv.Shutdown(shutdownCtx))
+	// ```
+	return err
+}
+
+var _ = readmeDrain
+
 // README, Testing a handler: these run as tests of this package.
 
 // ```go

@@ -28,8 +28,6 @@ type Socket struct {
 	ep       *Endpoint
 	conn     *wsconn.Conn // the connection's one reader, writer and state
 	req      *http.Request
-	ctx      context.Context
-	cancel   context.CancelFunc
 	born     time.Time
 	traffic  *traffic
 	lent     *FunctionContext   // the message event WithLentData reuses; the socket's goroutine's
@@ -42,14 +40,18 @@ type Socket struct {
 
 	out    outbox              // the write side: queue, writer, close decision
 	rooms  map[string]struct{} // guarded by the registry's mu
-	timers timers
+	ping   pingState           // guarded by the Endpoint's pinger.mu
+	timers *timers             // nil without an idle or lifetime limit
 
 	inHandler  atomic.Bool
 	lastActive atomic.Int64 // since born, in ns; kept only with an idle timeout
 	lastRead   atomic.Int64 // since born, in ns; kept only with a read idle timeout
 
-	valsMu sync.Mutex
-	vals   map[string]any // Set's; made on the first Set
+	valsMu sync.Mutex         // guards vals and the context; a leaf
+	vals   map[string]any     // Set's; made on the first Set
+	ctx    context.Context    // Context's, made on its first call
+	cancel context.CancelFunc // ctx's
+	ended  bool               // the socket has closed: ctx is made done
 }
 
 // ID returns the socket's id: 128 random bits, URL-safe (with a broker,
@@ -79,7 +81,30 @@ func (s *Socket) closeConn() {
 
 // Context returns a context that is done once the socket has closed, just
 // before its close event runs. It carries the upgrade request's values.
-func (s *Socket) Context() context.Context { return s.ctx }
+func (s *Socket) Context() context.Context {
+	s.valsMu.Lock()
+	defer s.valsMu.Unlock()
+	if s.ctx == nil {
+		// Without the request's cancellation, the socket's context does
+		// not register with the server's: it is done when the socket
+		// closes. Made only when asked for, as most sockets never are.
+		s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(s.req.Context()))
+		if s.ended {
+			s.cancel()
+		}
+	}
+	return s.ctx
+}
+
+// endContext makes the socket's context done, now or when it is made.
+func (s *Socket) endContext() {
+	s.valsMu.Lock()
+	s.ended = true
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.valsMu.Unlock()
+}
 
 // Send queues a text message. It returns ErrClosed if the socket is
 // closing or closed, and ErrQueueFull if the queue budget refused it.

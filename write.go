@@ -63,7 +63,6 @@ type outbox struct {
 
 	writers sync.WaitGroup // the running writer, if any
 	writeFn func()         // o.write, made once: "go o.write()" allocates a closure each time
-	wbuf    [maxHeader + smallMessage]byte
 }
 
 func (o *outbox) init(s *Socket) {

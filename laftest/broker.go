@@ -531,7 +531,7 @@ func ownedMessages(t *testing.T, b laf.Broker) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(DefaultTimeout)
 	for !cond() {

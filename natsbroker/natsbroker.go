@@ -62,6 +62,20 @@
 // by more than its pending limits (nats.go's defaults: 500,000 messages
 // or 64 MiB; 65,536 messages for an Open's set) loses messages, which
 // nats.go reports to the connection's error handler as a slow consumer.
+//
+// # History
+//
+// Broker is a laf.HistoryBroker: Endpoint.Publish keeps each room's
+// messages in JetStream, which the server must enable (nats-server -js,
+// or a jetstream block in its configuration), so that Publish and
+// Socket.JoinSince work the same on every node and a node that dies loses
+// no history. Without JetStream, Publish fails; the other sends do not
+// need it. The Broker makes one stream, "LAF_HISTORY_" and the subject
+// (file storage; WithHistoryLimits per room, WithHistoryReplicas), with
+// a subject per room; each publish is one request in the steady state,
+// and a recovery two or more direct gets (the room's last message, then
+// a batch from a sequence guessed from the number missed). See
+// history.go.
 package natsbroker
 
 import (
@@ -115,6 +129,8 @@ type Broker struct {
 	respSub *nats.Subscription
 	seq     uint64
 	waiting map[string]bool // reply subjects of PublishTo calls under way: true once answered
+
+	hist history // rooms' history in JetStream: history.go
 }
 
 var _ laf.Broker = (*Broker)(nil)

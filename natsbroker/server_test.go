@@ -16,16 +16,17 @@ import (
 type natsServer struct {
 	t    testing.TB
 	port int
+	dir  string // JetStream's store, kept across restarts
 
 	mu sync.Mutex
 	s  *server.Server
 }
 
-// startNATS starts a server on a free port and shuts it down when the
-// test ends.
+// startNATS starts a server, with JetStream, on a free port and shuts it
+// down when the test ends.
 func startNATS(t testing.TB) *natsServer {
 	t.Helper()
-	n := &natsServer{t: t, port: server.RANDOM_PORT}
+	n := &natsServer{t: t, port: server.RANDOM_PORT, dir: t.TempDir()}
 	n.start()
 	t.Cleanup(n.stop)
 	return n
@@ -34,7 +35,7 @@ func startNATS(t testing.TB) *natsServer {
 // start runs the server, on the port it had before if it ran already.
 func (n *natsServer) start() {
 	n.t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: n.port, NoLog: true, NoSigs: true})
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: n.port, NoLog: true, NoSigs: true, JetStream: true, StoreDir: n.dir})
 	if err != nil {
 		n.t.Fatal(err)
 	}

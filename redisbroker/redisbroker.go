@@ -69,6 +69,19 @@
 // 7) instead, with every channel of the Broker under one hash tag
 // ("{laf}:n.NODE"), so that one connection holds them all and their
 // traffic stays on the shard that owns the tag.
+//
+// # History
+//
+// Broker is a laf.HistoryBroker: with laf.WithHistory, each room's
+// published messages are a Redis Stream (Redis 5 or later), its positions
+// given by Redis, so that Endpoint.Publish and Socket.JoinSince work the
+// same on every node and a node that dies loses no history. One script
+// per publish numbers the message, appends it (XADD, MAXLEN ~ the
+// history's size; both of the room's keys expire its ttl after its last
+// publish) and publishes it to the room's channel, in one round trip; one
+// script per recovery reads it back. A room whose keys are gone (expired,
+// FLUSHALL, a restart without persistence) starts a new epoch. See
+// history.go for the keys.
 package redisbroker
 
 import (

@@ -218,10 +218,13 @@ func TestDialBroker(t *testing.T) {
 	}
 }
 
-// TestShutdownSendsGoingAwayAtOnce checks B2: on SIGTERM the sockets get
-// their 1001 at once, although a browser holds a connection that has sent
-// no request yet (http.Server.Shutdown waits up to 5 s for those).
-func TestShutdownSendsGoingAwayAtOnce(t *testing.T) {
+// TestSignalDrains checks main's signal path: the node drains while it
+// still serves HTTP. Its sockets get 1012 one after the other, across the
+// window; meanwhile /readyz answers 503, an upgrade 503 with Retry-After,
+// and a push still reaches the socket not yet closed; then serve returns.
+// A browser's spare connection, open with no request, holds nothing back
+// (B2: http.Server.Shutdown waits up to 5 s for those).
+func TestSignalDrains(t *testing.T) {
 	a := newApp("n1", laf.WithLogger(slog.New(slog.DiscardHandler)))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -232,18 +235,20 @@ func TestShutdownSendsGoingAwayAtOnce(t *testing.T) {
 	srv := &http.Server{Addr: addr, Handler: a.handler()}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	const window = 4 * time.Second // the second close at 2 s: time for the checks between
 	go func() {
-		done <- serve(ctx, srv, a.ep, func() error { return nil }, timeout, slog.New(slog.DiscardHandler))
+		done <- serve(ctx, srv, a.ep, func() error { return nil }, window, timeout, slog.New(slog.DiscardHandler))
 	}()
-	var ws *websocket.Conn
 	eventually(t, "server up", func() bool {
-		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		ws, _, err = websocket.Dial(dctx, "ws://"+addr+"/ws?name=a", nil)
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
 		return err == nil
 	})
-	defer ws.CloseNow()
-	ws.Read(context.Background()) // welcome
+	base := "http://" + addr
+	hs := &httptest.Server{URL: base}
+	first, second := dial(t, hs, "name=a"), dial(t, hs, "name=b")
 	// A browser's spare connection: open, no request.
 	spare, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -251,14 +256,57 @@ func TestShutdownSendsGoingAwayAtOnce(t *testing.T) {
 	}
 	defer spare.Close()
 
-	start := time.Now()
 	stop()
-	_, _, err = ws.Read(context.Background())
-	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
-		t.Fatalf("read after shutdown: %v, want 1001", err)
+	// The drain closes one socket at once and the other half a window
+	// later, in either order.
+	type end struct {
+		c    *client
+		code websocket.StatusCode
+		got  []string
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("1001 came %v after the signal; the server's wait for the spare connection held it back", d)
+	ends := make(chan end, 2)
+	for _, c := range []*client{first, second} {
+		go func() {
+			e := end{c: c}
+			for {
+				_, data, err := c.ws.Read(context.Background())
+				if err != nil {
+					e.code = websocket.CloseStatus(err)
+					ends <- e
+					return
+				}
+				e.got = append(e.got, string(data))
+			}
+		}()
+	}
+	e := <-ends
+	open := first
+	if e.c == first {
+		open = second
+	}
+	if e.code != 1012 {
+		t.Fatalf("first close %d, want 1012", e.code)
+	}
+	if code := status(t, base+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while draining: %d, want 503", code)
+	}
+	resp, err := http.Get(base + "/ws?name=late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("upgrade while draining: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code := post(t, base+"/push?id="+open.id, "still here"); code != http.StatusAccepted {
+		t.Fatalf("push to a socket not yet drained: %d", code)
+	}
+	e = <-ends
+	if e.c != open || e.code != 1012 {
+		t.Fatalf("second close %d, want 1012 on the other socket", e.code)
+	}
+	if len(e.got) != 1 || e.got[0] != "still here" {
+		t.Fatalf("the socket not yet drained got %q, want the push before its close", e.got)
 	}
 	spare.Close()
 	if err := <-done; err != nil {

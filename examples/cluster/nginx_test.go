@@ -8,48 +8,38 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// documentedNginx returns the nginx config in main.go's doc comment, with
-// the nodes' and nginx's ports replaced.
-func documentedNginx(t *testing.T, listen int, nodes []string) string {
+// nginxConf returns nginx.conf, the config the docs point to, with the
+// nodes' addresses and nginx's port put in.
+func nginxConf(t *testing.T, listen int, nodes []string) string {
 	t.Helper()
-	src, err := os.ReadFile("main.go")
+	src, err := os.ReadFile("nginx.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var conf []string
-	in := false
-	for line := range strings.SplitSeq(string(src), "\n") {
-		body, ok := strings.CutPrefix(line, "//\t")
-		if strings.HasPrefix(body, "upstream laf {") {
-			in = true
-		}
-		if !in {
-			continue
-		}
-		if !ok {
-			break
-		}
-		conf = append(conf, body)
-	}
-	if len(conf) == 0 {
-		t.Fatal("no nginx config in main.go's doc comment")
-	}
-	s := strings.Join(conf, "\n")
+	s := string(src)
 	for i, port := range []string{"8081", "8082", "8083"} {
+		if !strings.Contains(s, "server 127.0.0.1:"+port+" ") {
+			t.Fatalf("nginx.conf has no node at 127.0.0.1:%s", port)
+		}
 		s = strings.ReplaceAll(s, "127.0.0.1:"+port, nodes[i%len(nodes)])
+	}
+	if !strings.Contains(s, "listen 8080;") {
+		t.Fatal("nginx.conf does not listen on 8080")
 	}
 	return strings.Replace(s, "listen 8080;", "listen 127.0.0.1:"+strconv.Itoa(listen)+";", 1)
 }
 
-// TestNginx runs the documented nginx config in front of three nodes and
+// TestNginx runs nginx.conf in front of three nodes and
 // checks B1: a socket opened by a page served through nginx (Origin
 // http://127.0.0.1:PORT, as a browser sends it) is accepted, which
 // `proxy_set_header Host $host` refused with 403; and a push through
@@ -65,7 +55,7 @@ func TestNginx(t *testing.T) {
 		nodes = append(nodes, strings.TrimPrefix(startNode(t, name, natsURL).URL, "http://"))
 	}
 	port := freePort(t)
-	good := documentedNginx(t, port, nodes)
+	good := nginxConf(t, port, nodes)
 	if !strings.Contains(good, "proxy_set_header Host $http_host;") {
 		t.Fatal("the documented config does not pass $http_host")
 	}
@@ -102,7 +92,7 @@ func TestNginxHostDropsPort(t *testing.T) {
 	}
 	hs := startNode(t, "n1", startNATS(t))
 	port := freePort(t)
-	bad := strings.Replace(documentedNginx(t, port, []string{strings.TrimPrefix(hs.URL, "http://")}),
+	bad := strings.Replace(nginxConf(t, port, []string{strings.TrimPrefix(hs.URL, "http://")}),
 		"proxy_set_header Host $http_host;", "proxy_set_header Host $host;", 1)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	runNginx(t, path, bad, port)
@@ -111,26 +101,45 @@ func TestNginxHostDropsPort(t *testing.T) {
 	}
 }
 
-// runNginx runs nginx in the foreground with conf as its http block,
-// until the test ends.
+// runNginx runs nginx in the foreground with conf, a whole nginx.conf,
+// until the test ends: a master and its workers, as in production, with
+// the pid file, error log and temporary files in a directory of the
+// test's.
 func runNginx(t *testing.T, path, conf string, port int) {
 	t.Helper()
 	dir := t.TempDir()
-	full := "daemon off;\nmaster_process off;\npid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log " + filepath.Join(dir, "error.log") + ";\n" +
-		"events { worker_connections 256; }\nhttp {\naccess_log off;\nclient_body_temp_path " + dir + ";\nproxy_temp_path " + dir + ";\n" + conf + "\n}\n"
+	global := "daemon off;\npid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log " + filepath.Join(dir, "error.log") + " warn;\n"
+	if os.Geteuid() == 0 {
+		// Workers run as nobody otherwise, and cannot reach dir.
+		global += "user root;\n"
+	}
+	var temps string
+	for _, p := range []string{"client_body", "proxy", "fastcgi", "uwsgi", "scgi"} {
+		temps += p + "_temp_path " + filepath.Join(dir, p) + ";\n"
+	}
+	full := global + strings.Replace(conf, "http {", "http {\naccess_log off;\n"+temps, 1)
 	cf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	cmd := exec.Command(path, "-p", dir, "-c", cf)
+	cmd := exec.Command(path, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", cf)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	t.Cleanup(func() {
+		// SIGTERM: the master stops its workers, then exits.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(timeout):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
 	deadline := time.Now().Add(timeout)
 	for {
 		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
@@ -178,4 +187,42 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestClusterDocNginx checks that the nginx config CLUSTER.md shows is
+// nginx.conf without its comments and blank lines, so that the page and
+// the file the tests run cannot drift apart.
+func TestClusterDocNginx(t *testing.T) {
+	doc, err := os.ReadFile("../../CLUSTER.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "```nginx\n")
+	if !ok {
+		t.Fatal("CLUSTER.md has no ```nginx block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	conf, err := os.ReadFile("nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := directives(string(conf))
+	if got := directives(block); !slices.Equal(got, want) {
+		t.Fatalf("CLUSTER.md's nginx block is not nginx.conf without comments:\n%s\n\nnginx.conf:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// directives returns the lines of an nginx config with comments, blank
+// lines and indentation left out.
+func directives(conf string) []string {
+	var out []string
+	for line := range strings.SplitSeq(conf, "\n") {
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
 }

@@ -23,7 +23,7 @@ import (
 const (
 	closeWait  = 5 * time.Second
 	prompt     = 2 * time.Second
-	echoWait   = 5 * time.Second
+	echoWait   = 15 * time.Second // generous: a loaded machine under -race is slow, and a case that passes never waits it out
 	tcpWait    = 3 * time.Second
 	quietWait  = 200 * time.Millisecond // only where a case must see that nothing comes
 	maxMessage = 64 << 20               // the largest message the client assembles

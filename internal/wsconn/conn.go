@@ -52,6 +52,10 @@ var ErrCloseSent = errors.New("wsconn: close frame already sent")
 // and call ReadMessage again.
 var ErrPark = errors.New("wsconn: idle, park")
 
+// ErrWouldBlock is returned by ControlIO.Ping when the ping could not be
+// written without waiting: nothing was written.
+var ErrWouldBlock = errors.New("wsconn: write would block")
+
 // CloseError is the peer's close frame: ReadMessage returns it once the
 // frame is read, and answered if it needed an answer.
 type CloseError struct {

@@ -10,3 +10,4 @@ type idleReader struct{ boundary bool }
 func newIdleReader(*Conn, []byte) *idleReader { return nil }
 func (*idleReader) Read([]byte) (int, error)  { return 0, nil }
 func (*idleReader) pending() int              { return 0 }
+func (*idleReader) release()                  {}

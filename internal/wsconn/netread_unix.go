@@ -48,20 +48,34 @@ type idleReader struct {
 	boundary  bool   // the next Read is for the first byte of a frame at a message boundary, with nothing buffered
 }
 
-func newIdleReader(c *Conn, pending []byte) *idleReader {
-	if c.raw == nil {
-		return nil
-	}
-	ir := &idleReader{tcp: c.tcp, raw: c.raw, parkAfter: c.cfg.ParkAfter}
+// idleReaders are the idleReaders of parked connections' past, ready for
+// the next one that needs one: a parked connection holds none.
+var idleReaders = sync.Pool{New: func() any {
+	ir := new(idleReader)
 	ir.fill = ir.readFD // made once: a method value allocates
+	return ir
+}}
+
+// newIdleReader returns an idleReader for c, holding pending, the bytes
+// read with the upgrade request; or nil if c cannot have one.
+func newIdleReader(c *Conn, pending []byte) *idleReader {
+	if c.raw == nil || len(pending) > readChunk {
+		return nil // more than a chunk came early: read it plainly
+	}
+	ir := idleReaders.Get().(*idleReader)
+	ir.tcp, ir.raw, ir.parkAfter = c.tcp, c.raw, c.cfg.ParkAfter
 	if len(pending) > 0 {
 		ir.chunk = readChunks.Get().(*[readChunk]byte)
 		ir.w = copy(ir.chunk[:], pending)
-		if ir.w < len(pending) {
-			return nil // more than a chunk came early: read it plainly
-		}
 	}
 	return ir
+}
+
+// release gives ir, holding nothing, back to idleReaders, as its
+// connection parks.
+func (ir *idleReader) release() {
+	*ir = idleReader{fill: ir.fill}
+	idleReaders.Put(ir)
 }
 
 func (ir *idleReader) Read(p []byte) (int, error) {

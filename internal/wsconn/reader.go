@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 )
@@ -17,9 +18,10 @@ const readChunk = 4 << 10
 // reader is a Conn's read side, owned by the goroutine that calls
 // ReadMessage.
 type reader struct {
-	c  *Conn
-	br *bufio.Reader
-	ir *idleReader // nil unless the connection can park
+	c     *Conn
+	br    *bufio.Reader // nil while parked
+	ir    *idleReader   // nil unless the connection parks, and while it is parked
+	parks bool          // the connection reads through an idleReader (TCP on Unix), and may park
 
 	// The message being read.
 	inMsg      bool  // a message has begun and not ended
@@ -36,15 +38,22 @@ type reader struct {
 	z      *[]byte // a compressed message's payload, pooled while it is read
 
 	discard atomic.Bool // see Discard
-	ctl     [125]byte   // a control frame's payload
 }
+
+// fronts are the bufio.Readers of parking connections, which give theirs
+// back while parked (with their idleReaders), and controls the buffers of
+// control frames' payloads.
+var (
+	fronts   = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, frontBuffer) }}
+	controls = sync.Pool{New: func() any { return new([125]byte) }}
+)
 
 func (r *reader) init(c *Conn, pending []byte) {
 	r.c = c
 	if c.tcp != nil {
 		if ir := newIdleReader(c, pending); ir != nil {
-			r.ir = ir
-			r.br = bufio.NewReaderSize(ir, frontBuffer)
+			r.parks = true
+			r.front(ir)
 			return
 		}
 	}
@@ -56,7 +65,27 @@ func (r *reader) init(c *Conn, pending []byte) {
 // frame costs few calls.
 const frontBuffer = 64
 
+// front sets a parking connection's readers: ir and a bufio.Reader over
+// it.
+func (r *reader) front(ir *idleReader) {
+	r.ir = ir
+	r.br = fronts.Get().(*bufio.Reader)
+	r.br.Reset(ir)
+}
+
+// park gives the readers of a connection that parks, holding nothing,
+// back to their pools.
+func (r *reader) park() {
+	r.br.Reset(nil)
+	fronts.Put(r.br)
+	r.ir.release()
+	r.br, r.ir = nil, nil
+}
+
 func (r *reader) buffered() int {
+	if r.br == nil {
+		return 0 // parked
+	}
 	n := r.br.Buffered()
 	if r.ir != nil {
 		n += r.ir.pending()
@@ -83,6 +112,9 @@ func (c *Conn) Discard() { c.rd.discard.Store(true) }
 // or a message over the read limit, or with the connection's error.
 func (c *Conn) ReadMessage(buf *[]byte, exact func(n int) []byte) (msg []byte, binary bool, err error) {
 	r := &c.rd
+	if r.br == nil {
+		r.front(newIdleReader(c, nil)) // back from parking
+	}
 	for {
 		if r.err != nil {
 			return nil, false, r.err
@@ -98,6 +130,7 @@ func (c *Conn) ReadMessage(buf *[]byte, exact func(n int) []byte) (msg []byte, b
 		h, err := r.readHeader()
 		if err != nil {
 			if err == ErrPark {
+				r.park() // nothing is buffered
 				return nil, false, err
 			}
 			return nil, false, r.end(err)
@@ -302,7 +335,9 @@ func (r *reader) checkUTF8(b []byte, fin bool) *ProtocolError {
 // control handles a control frame: it answers a ping, reports a pong, and
 // answers the peer's close frame, returning its CloseError.
 func (r *reader) control(h *header) error {
-	p := r.ctl[:h.length]
+	buf := controls.Get().(*[125]byte)
+	defer controls.Put(buf)
+	p := buf[:h.length]
 	if _, err := io.ReadFull(r.br, p); err != nil {
 		return r.end(err)
 	}

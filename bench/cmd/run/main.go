@@ -2,8 +2,8 @@
 // server process at a time, and writes BENCHMARKS.md at the repository
 // root.
 //
-//	cd bench && go run ./cmd/run          # full run, 12-16 minutes
-//	cd bench && go run ./cmd/run -quick   # shorter runs, 1-2 minutes
+//	cd bench && go run ./cmd/run          # full run, 20-25 minutes
+//	cd bench && go run ./cmd/run -quick   # shorter runs, about 4 minutes
 //
 // Flags select contenders (-libs), scenarios (-scenarios), the output
 // (-out), and save pprof profiles of chosen servers (-profile).
@@ -35,7 +35,16 @@ type config struct {
 	RateConns, RateSize, Rate int
 	RateWarm, RateOn          time.Duration
 
-	IdleN int
+	// The idle scenarios: IdleN sockets (idlescale: IdleScaleN, for the
+	// IdleScaleLibs), every contender's keepalive server pinging each
+	// every IdlePing; the server is sampled every IdleSample for at least
+	// 1+IdleIntervals ping intervals after the last socket connected, and
+	// up to IdleMaxIntervals until the steady state (see IdleRow).
+	IdleN, IdleScaleN               int
+	IdleScaleLibs                   []string
+	IdlePing                        time.Duration
+	IdleSample                      time.Duration
+	IdleIntervals, IdleMaxIntervals int
 
 	BcastN      []int
 	BcastSize   int
@@ -81,7 +90,8 @@ func fullConfig() config {
 		EchoWarm: 500 * time.Millisecond, EchoOn: 2500 * time.Millisecond,
 		RateConns: 1000, RateSize: 1024, Rate: 10000,
 		RateWarm: time.Second, RateOn: 6 * time.Second,
-		IdleN:  10000,
+		IdleN: 10000, IdleScaleN: 100000, IdleScaleLibs: []string{"laf", "gws"},
+		IdlePing: 5 * time.Second, IdleSample: 100 * time.Millisecond, IdleIntervals: 3, IdleMaxIntervals: 40,
 		BcastN: []int{1000, 10000}, BcastSize: 1024,
 		BcastCount:  map[int]int{1000: 40, 10000: 20},
 		BcastTimout: 20 * time.Second,
@@ -104,7 +114,7 @@ func quickConfig() config {
 	c.Quick = true
 	c.EchoWarm, c.EchoOn = 200*time.Millisecond, 500*time.Millisecond
 	c.RateWarm, c.RateOn = 300*time.Millisecond, 1500*time.Millisecond
-	c.IdleN = 5000
+	c.IdleN, c.IdleScaleN, c.IdlePing, c.IdleIntervals, c.IdleMaxIntervals = 5000, 10000, 2*time.Second, 2, 8
 	c.BcastN = []int{1000, 5000}
 	c.BcastCount = map[int]int{1000: 10, 5000: 6}
 	c.HSOn = 1500 * time.Millisecond
@@ -117,13 +127,13 @@ func quickConfig() config {
 	return c
 }
 
-var allScenarios = []string{"echo", "rate", "idle", "broadcast", "handshake", "latest", "zecho", "zbroadcast", "gobench", "cluster"}
+var allScenarios = []string{"echo", "rate", "idle", "idlescale", "broadcast", "handshake", "latest", "zecho", "zbroadcast", "gobench", "cluster"}
 
 // scenarioGroups are names that -scenarios expands to several scenarios.
 var scenarioGroups = map[string][]string{"compress": {"zecho", "zbroadcast"}}
 
 func main() {
-	quick := flag.Bool("quick", false, "shorter runs and fewer sockets (about 1-2 minutes)")
+	quick := flag.Bool("quick", false, "shorter runs and fewer sockets (about 4 minutes)")
 	rounds := flag.Int("rounds", 0, "rounds of the echo, zecho and handshake scenarios, best kept (default 3, or 1 with -quick); the broadcast and zbroadcast scenarios run one round fewer")
 	libs := flag.String("libs", "", "comma-separated contenders (default all: "+strings.Join(libNames(), ",")+")")
 	scen := flag.String("scenarios", "", "comma-separated scenarios (default all: "+strings.Join(allScenarios, ",")+"; compress is zecho,zbroadcast)")
@@ -133,6 +143,10 @@ func main() {
 	profileLibs := flag.String("profile-libs", "laf", "contenders to profile with -profile")
 	renderFrom := flag.String("render", "", "write the report from this -json file of an earlier run, without running anything")
 	serverBin := flag.String("server-bin", "", "use this cmd/server binary instead of building one (to compare two versions of laf: build each with go build -o)")
+	idleN := flag.Int("idle-n", 0, "sockets of the idle scenario (default 10,000, or 5,000 with -quick)")
+	idleScaleN := flag.Int("idle-scale-n", 0, "sockets of the idlescale scenario (default 100,000, or 10,000 with -quick); fewer if the open-file limit or the free memory cannot hold them")
+	idlePing := flag.Duration("idle-ping", 0, "the ping interval of every contender in the idle scenarios (default 5s, or 2s with -quick)")
+	idleIntervals := flag.Int("idle-intervals", 0, "ping intervals measured at least in the idle scenarios, after a first one to settle (default 3, or 2 with -quick); more until the steady state")
 	flag.Parse()
 
 	cfg := fullConfig()
@@ -142,6 +156,18 @@ func main() {
 	if *rounds > 0 {
 		cfg.Rounds = *rounds
 		cfg.BcastRounds = max(1, *rounds-1)
+	}
+	if *idleN > 0 {
+		cfg.IdleN = *idleN
+	}
+	if *idleScaleN > 0 {
+		cfg.IdleScaleN = *idleScaleN
+	}
+	if *idlePing > 0 {
+		cfg.IdlePing = *idlePing
+	}
+	if *idleIntervals > 0 {
+		cfg.IdleIntervals = *idleIntervals
 	}
 	selLibs := libNames()
 	if *libs != "" {
@@ -228,6 +254,8 @@ func main() {
 			err = r.rate()
 		case "idle":
 			err = r.idle()
+		case "idlescale":
+			err = r.idleScale()
 		case "broadcast":
 			err = r.broadcast()
 		case "handshake":

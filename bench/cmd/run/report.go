@@ -139,6 +139,8 @@ func dur(d time.Duration) string {
 
 func bytesStr(b float64) string {
 	switch {
+	case math.Abs(b) >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", b/(1<<30))
 	case math.Abs(b) >= 10<<20:
 		return fmt.Sprintf("%.0f MiB", b/(1<<20))
 	case math.Abs(b) >= 1<<20:
@@ -284,29 +286,6 @@ func renderRate(b *strings.Builder, res *Results) {
 		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f cores | %.2f |\n", lib(r.Lib), commas(int64(r.Sent)), commas(int64(r.Got)),
 			dur(r.P50), dur(r.P90), dur(r.P99), ratios(res.Rate, name, p99, p99(r), false, true),
 			dur(r.P999), ratios(res.Rate, name, p999, p999(r), false, true), dur(r.Max), dur(r.SvcP50), dur(r.SvcP99), r.CPU, r.Foreign)
-	}
-	w("\n")
-}
-
-func renderIdle(b *strings.Builder, res *Results) {
-	if len(res.Idle) == 0 {
-		return
-	}
-	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
-	n := res.Idle[0].N
-	w("## 3. Idle memory\n\n")
-	w("%s open sockets, keepalive on where the contender has it, the client reading (so it answers pings). ", commas(int64(n)))
-	w("The server is measured after `debug.FreeOSMemory()` (a forced GC that returns freed memory to the OS), before connecting (baseline) and with every socket open; per-socket figures are the difference over %s. ", commas(int64(n)))
-	w("RSS includes what the Go runtime keeps; heap+stack is the Go heap in use plus goroutine stacks. Kernel socket buffers are in neither.\n\n")
-	w("| contender | RSS/socket | (× coder-read / × best peer) | heap+stack/socket | (× coder-read / × best peer) | goroutines/socket | threads | RSS baseline → open | connects/s |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
-	name := func(r IdleRow) string { return r.Lib }
-	rss := func(r IdleRow) float64 { return r.RSSPer }
-	heap := func(r IdleRow) float64 { return r.HeapPer }
-	for _, r := range res.Idle {
-		w("| %s | %s | %s | %s | %s | %.2f | %d | %s → %s | %s |\n", lib(r.Lib),
-			bytesStr(r.RSSPer), ratios(res.Idle, name, rss, r.RSSPer, false, false),
-			bytesStr(r.HeapPer), ratios(res.Idle, name, heap, r.HeapPer, false, false),
-			r.GorPer, r.Threads, bytesStr(float64(r.BaseRSS)), bytesStr(float64(r.RSS)), num(r.ConnectPerSec))
 	}
 	w("\n")
 }
@@ -576,16 +555,7 @@ func renderGoals(b *strings.Builder, res *Results, why map[string]string) {
 		}
 	}
 	// Idle.
-	idle := func(r IdleRow) string { return r.Lib }
-	if l, ok := find(res.Idle, idle, "laf"); ok {
-		if gw, ok := find(res.Idle, idle, "gws"); ok {
-			g.add("idle", "idle RSS/socket ≤ 1.0× gws's, and ≤ 12 KiB",
-				fmt.Sprintf("laf %s, gws %s (%.2f×); heap+stack %s and %s", bytesStr(l.RSSPer), bytesStr(gw.RSSPer), l.RSSPer/gw.RSSPer, bytesStr(l.HeapPer), bytesStr(gw.HeapPer)),
-				l.RSSPer <= gw.RSSPer && l.RSSPer <= 12<<10)
-		}
-		g.add("idle-goroutines", "no goroutine held by an idle socket (Linux)",
-			fmt.Sprintf("laf %.2f goroutines/socket", l.GorPer), l.GorPer <= 0.01)
-	}
+	idleGoals(g, res)
 	// A stuck socket.
 	if len(res.Broadcast) > 0 {
 		n := slices.Max(c.BcastN)
@@ -706,8 +676,8 @@ func renderCoderGoals(b *strings.Builder, res *Results, why map[string]string) {
 	}
 	// Idle.
 	idle := func(r IdleRow) string { return r.Lib }
-	if l, ok := find(res.Idle, idle, "laf"); ok {
-		if rd, ok := find(res.Idle, idle, baseRead); ok {
+	if l, ok := find(idleRows(res, false), idle, "laf"); ok {
+		if rd, ok := find(idleRows(res, false), idle, baseRead); ok {
 			g.add("coder-idle", "idle RSS/socket ≤ coder-read's + 1 KiB",
 				fmt.Sprintf("laf %s, coder-read %s (%+.0f B); heap+stack %s vs %s", bytesStr(l.RSSPer), bytesStr(rd.RSSPer), l.RSSPer-rd.RSSPer, bytesStr(l.HeapPer), bytesStr(rd.HeapPer)),
 				l.RSSPer <= rd.RSSPer+1024)

@@ -22,7 +22,7 @@ type Results struct {
 	Meta      Meta
 	Echo      []EchoRow
 	Rate      []RateRow
-	Idle      []IdleRow
+	Idle      []IdleRow // the idle scenario's rows, then idlescale's
 	Broadcast []BcastRow
 	Handshake []HSRow
 	Latest    []LatestRow
@@ -65,18 +65,6 @@ type RateRow struct {
 	Foreign              float64
 }
 
-type IdleRow struct {
-	Lib             string
-	N               int
-	BaseRSS, RSS    int64
-	BaseGor, Gor    int
-	BaseHeap, Heap  uint64 // heap in use + stacks
-	Threads         int
-	RSSPer, HeapPer float64 // bytes per socket
-	GorPer          float64
-	ConnectPerSec   float64
-}
-
 type BcastRow struct {
 	Lib         string
 	N           int  // sockets on the server
@@ -113,7 +101,7 @@ type runner struct {
 }
 
 func (r *runner) start(lib string, extra ...string) (*server, error) {
-	s, err := startServer(r.bin, lib, r.tmp, extra...)
+	s, err := startServer(r.bin, lib, r.tmp, nil, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -405,67 +393,6 @@ func leastDisturbed[T any](tries []T, foreign func(T) float64) T {
 		}
 	}
 	return best
-}
-
-func (r *runner) idle() error {
-	n := r.cfg.IdleN
-	for _, lib := range r.serverLibs() {
-		s, err := r.start(lib)
-		if err != nil {
-			return err
-		}
-		row, err := r.idleOne(s, n)
-		s.stop()
-		if err != nil {
-			return fmt.Errorf("%s: %w", lib, err)
-		}
-		logf("  idle %-12s %d sockets: %.0f B RSS/socket, %.0f B heap+stack/socket, %.2f goroutines/socket, %d threads",
-			lib, n, row.RSSPer, row.HeapPer, row.GorPer, row.Threads)
-		r.res.Idle = append(r.res.Idle, row)
-	}
-	return nil
-}
-
-func (r *runner) idleOne(s *server, n int) (IdleRow, error) {
-	row := IdleRow{Lib: s.lib, N: n}
-	// Baseline: after a forced GC that returns memory to the OS.
-	s.t.Stats(true)
-	time.Sleep(200 * time.Millisecond)
-	st, err := s.t.Stats(true)
-	if err != nil {
-		return row, err
-	}
-	time.Sleep(200 * time.Millisecond)
-	row.BaseRSS, row.BaseGor, row.BaseHeap = s.sample().RSS, st.Goroutines, st.HeapInuse+st.StackInuse
-
-	t0 := time.Now()
-	conns, err := s.t.DialMany(n)
-	if err != nil {
-		return row, err
-	}
-	rc := load.Receive(conns) // answers pings, as a browser would
-	defer rc.Stop()
-	if _, err := s.t.WaitConns(n, true, time.Minute); err != nil {
-		return row, err
-	}
-	row.ConnectPerSec = float64(n) / time.Since(t0).Seconds()
-	time.Sleep(time.Second)
-	s.t.Stats(true)
-	time.Sleep(200 * time.Millisecond)
-	st, err = s.t.Stats(true)
-	if err != nil {
-		return row, err
-	}
-	time.Sleep(200 * time.Millisecond)
-	p := s.sample()
-	row.RSS, row.Gor, row.Heap, row.Threads = p.RSS, st.Goroutines, st.HeapInuse+st.StackInuse, p.Threads
-	row.RSSPer = float64(row.RSS-row.BaseRSS) / float64(n)
-	row.HeapPer = (float64(row.Heap) - float64(row.BaseHeap)) / float64(n)
-	row.GorPer = float64(row.Gor-row.BaseGor) / float64(n)
-	if st.Conns != n {
-		return row, fmt.Errorf("server lost sockets while idle: %d of %d", st.Conns, n)
-	}
-	return row, nil
 }
 
 func (r *runner) broadcast() error {

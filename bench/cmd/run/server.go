@@ -35,13 +35,18 @@ type server struct {
 	log *os.File
 }
 
-func startServer(bin, lib, logDir string, extra ...string) (*server, error) {
+// startServer starts bin for lib with extra arguments; env, if not nil,
+// is added to the server's environment.
+func startServer(bin, lib, logDir string, env []string, extra ...string) (*server, error) {
 	logf, err := os.CreateTemp(logDir, "server-"+lib+"-*.log")
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, append([]string{"-lib", lib, "-addr", "127.0.0.1:0", "-listeners", "4"}, extra...)...)
 	cmd.Stderr = logf
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

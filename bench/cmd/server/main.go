@@ -2,7 +2,7 @@
 // for the load client, in its own process so that its memory and CPU can
 // be read from /proc.
 //
-//	server -lib laf -addr 127.0.0.1:0 -listeners 4 [-notsent-lowat 4096] [-compress]
+//	server -lib laf -addr 127.0.0.1:0 -listeners 4 [-notsent-lowat 4096] [-compress] [-ping 5s] [-nofile 110000]
 //
 // It prints "listening ADDR,ADDR,..." on its first line of output, then
 // serves on every listener:
@@ -10,7 +10,7 @@
 //	GET  /ws                          the WebSocket endpoint
 //	POST /broadcast?size=1024&seq=N[&payload=chat]
 //	                                  broadcast one text message of size bytes
-//	GET  /stats[?gc=1|free=1]         {"conns","goroutines",...} as JSON
+//	GET  /stats[?gc=1|free=1|lite=1]  {"conns","goroutines",...} as JSON
 //	GET  /latest[?slow=1]             the latest-state room's WebSocket endpoint
 //	GET  /latest/stats                the room's servers.LatestStats as JSON
 //	/debug/pprof/                     profiles
@@ -18,7 +18,10 @@
 // The broadcast payload holds seq and the time the broadcast began, so
 // the client can tell when every socket has it. /stats?gc=1 runs
 // runtime.GC first; free=1 runs debug.FreeOSMemory (a GC that also
-// returns freed memory to the OS, for RSS readings). With payload=chat,
+// returns freed memory to the OS, for RSS readings); lite=1 reports only
+// conns, goroutines and, from runtime/metrics, the GC cycles, the heap
+// goal and the bytes of heap objects (live and not yet swept), without
+// stopping the world (the idle scenario polls it every 100 ms). With payload=chat,
 // the broadcast is JSON-like chat traffic (wire.NewChat) rather than
 // padding.
 //
@@ -27,6 +30,11 @@
 // and /stats also has "compressed", the messages laf compressed. The /latest routes
 // exist for the contenders that have a latest-state server (laf, gws):
 // while the room has sockets, it gets a frame 30 times a second.
+//
+// With -ping D, it runs the contender's keepalive server instead
+// (servers.Lib.NewKeepalive: a ping every D, by the library's lightest
+// documented pattern), as the idle scenarios do. -nofile N raises the
+// open-file limit to N, the hard limit too if the process may.
 package main
 
 import (
@@ -41,11 +49,13 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/lafgo/laf/bench/internal/proc"
 	"github.com/lafgo/laf/bench/internal/servers"
 	"github.com/lafgo/laf/bench/internal/wire"
 )
@@ -56,7 +66,14 @@ func main() {
 	listeners := flag.Int("listeners", 4, "number of listeners (ports)")
 	lowat := flag.Int("notsent-lowat", 0, "TCP_NOTSENT_LOWAT of accepted connections, bytes (0: the kernel's default); the latest-state scenario sets it")
 	compress := flag.Bool("compress", false, "run the contender's server with permessage-deflate (laf and gws only); the compression scenarios set it")
+	ping := flag.Duration("ping", 0, "run the contender's keepalive server, pinging every socket at this interval (the idle scenarios set it)")
+	nofile := flag.Uint64("nofile", 0, "raise RLIMIT_NOFILE to this many open files (the hard limit too, if permitted)")
 	flag.Parse()
+	if *nofile > 0 {
+		if _, err := proc.RaiseNofile(*nofile); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	l, err := servers.Find(*lib)
 	if err != nil {
@@ -70,6 +87,12 @@ func main() {
 		log.Fatalf("refusing to listen on %s: loopback addresses only", host)
 	}
 	srv := l.New()
+	if *ping > 0 {
+		if l.NewKeepalive == nil {
+			log.Fatalf("%s has no keepalive server", l.Name)
+		}
+		srv = l.NewKeepalive(*ping)
+	}
 	if *compress {
 		if l.NewCompressed == nil {
 			log.Fatalf("%s has no compressing server", l.Name)
@@ -97,6 +120,14 @@ func main() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("lite") == "1" {
+			ms := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/gc/heap/goal:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+			metrics.Read(ms)
+			json.NewEncoder(w).Encode(map[string]any{"conns": srv.Conns(), "goroutines": runtime.NumGoroutine(),
+				"gcs": ms[0].Value.Uint64(), "heap_goal": ms[1].Value.Uint64(), "heap_objects": ms[2].Value.Uint64()})
+			return
+		}
 		switch {
 		case r.URL.Query().Get("free") == "1":
 			debug.FreeOSMemory()
@@ -117,7 +148,6 @@ func main() {
 		if c, ok := srv.(servers.Compressor); ok {
 			st["compressed"] = c.Compressed()
 		}
-		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(st)
 	})
 	if l.NewLatest != nil {

@@ -88,6 +88,11 @@ type Stats struct {
 	// Compressed is the messages the server compressed, if it counts
 	// them (laf), or nil.
 	Compressed *uint64 `json:"compressed"`
+	// From /stats?lite=1 (Lite): GC cycles, the heap goal, and the bytes
+	// of heap objects, live and not yet swept.
+	GCs         uint64 `json:"gcs"`
+	HeapGoal    uint64 `json:"heap_goal"`
+	HeapObjects uint64 `json:"heap_objects"`
 }
 
 // Stats reads the server's stats; with free, after debug.FreeOSMemory.
@@ -98,6 +103,21 @@ func (t *Target) Stats(free bool) (Stats, error) {
 	}
 	var s Stats
 	resp, err := t.http.Get(u)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("load: /stats: %s", resp.Status)
+	}
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// Lite reads the server's /stats?lite=1: sockets, goroutines, GC cycles,
+// heap goal and heap objects, read without stopping the server's world.
+func (t *Target) Lite() (Stats, error) {
+	var s Stats
+	resp, err := t.http.Get("http://" + t.Addrs[0] + "/stats?lite=1")
 	if err != nil {
 		return s, err
 	}
@@ -212,10 +232,26 @@ func (t *Target) DialMany(n int) ([]*websocket.Conn, error) {
 
 // dialMany opens n sockets with dial and a few dialling goroutines.
 func dialMany(n int, dial func(ctx context.Context, i int) (*websocket.Conn, error)) ([]*websocket.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	conns := make([]*websocket.Conn, n)
-	var next atomic.Int64
+	err := forEach(n, 2*time.Minute, func(ctx context.Context, i int) error {
+		c, err := dial(ctx, i)
+		conns[i] = c
+		return err
+	})
+	if err != nil {
+		CloseAll(conns)
+		return nil, err
+	}
+	return conns, nil
+}
+
+// forEach runs do for 0 to n-1 on 16 goroutines, each i up to 3 times (a
+// full accept queue can refuse a burst of dials), all within timeout. It
+// stops at the first i that fails 3 times and returns its error.
+func forEach(n int, timeout time.Duration, do func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var next, done atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -228,10 +264,10 @@ func dialMany(n int, dial func(ctx context.Context, i int) (*websocket.Conn, err
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				var c *websocket.Conn
 				var err error
-				for try := 0; try < 3; try++ { // a full accept queue can refuse a burst
-					if c, err = dial(ctx, i); err == nil {
+				for try := 0; try < 3; try++ {
+					if err = do(ctx, i); err == nil {
+						done.Add(1)
 						break
 					}
 					time.Sleep(50 * time.Millisecond)
@@ -245,16 +281,14 @@ func dialMany(n int, dial func(ctx context.Context, i int) (*websocket.Conn, err
 					cancel()
 					return
 				}
-				conns[i] = c
 			}
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		CloseAll(conns)
-		return nil, firstErr
+	if firstErr == nil && done.Load() < int64(n) {
+		firstErr = fmt.Errorf("load: dialling %d sockets: %w", n, ctx.Err())
 	}
-	return conns, nil
+	return firstErr
 }
 
 // CloseAll drops every socket at once (no close handshake).

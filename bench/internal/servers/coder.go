@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -17,6 +18,34 @@ type coderServer struct {
 
 	mu    sync.RWMutex
 	conns map[*coderConn]struct{}
+}
+
+// newCoderPing is the coder server with keepalive. coder/websocket has
+// none of its own, and its Conn.Ping blocks until the pong, which the
+// handler's Read reads: so one goroutine for every socket starts, each
+// interval, a short goroutine per socket that calls Ping with a timeout
+// of wait and closes the socket if it fails.
+func newCoderPing(reader bool, interval, wait time.Duration) Server {
+	s := &coderServer{reader: reader, conns: make(map[*coderConn]struct{})}
+	go s.pingLoop(interval, wait)
+	return s
+}
+
+// pingLoop pings every socket each interval, for the life of the process.
+func (s *coderServer) pingLoop(interval, wait time.Duration) {
+	for range time.Tick(interval) {
+		s.mu.RLock()
+		for cc := range s.conns {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				defer cancel()
+				if cc.c.Ping(ctx) != nil {
+					cc.c.CloseNow()
+				}
+			}()
+		}
+		s.mu.RUnlock()
+	}
 }
 
 type coderConn struct {

@@ -16,6 +16,9 @@ import (
 // concurrent writer.
 type gorillaServer struct {
 	up websocket.Upgrader
+	// ping is the writePump's ping period, pongWait the read deadline
+	// each pong pushes back.
+	ping, pongWait time.Duration
 
 	mu      sync.RWMutex
 	clients map[*gorillaClient]struct{}
@@ -23,21 +26,26 @@ type gorillaServer struct {
 
 type gorillaClient struct {
 	c    *websocket.Conn
+	ping time.Duration
 	wmu  sync.Mutex
 	send chan []byte
 	once sync.Once
 	done chan struct{}
 }
 
-const (
-	gorillaWriteWait = 10 * time.Second
-	gorillaPongWait  = PingInterval + 10*time.Second
-)
+const gorillaWriteWait = 10 * time.Second
 
-func newGorilla() Server {
+func newGorilla() Server { return newGorillaPing(PingInterval, 10*time.Second) }
+
+// newGorillaPing is the chat example's server pinging every interval and
+// closing a socket whose pong has not come within interval+wait of the
+// last one.
+func newGorillaPing(interval, wait time.Duration) *gorillaServer {
 	return &gorillaServer{
-		up:      websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
-		clients: make(map[*gorillaClient]struct{}),
+		up:       websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }},
+		ping:     interval,
+		pongWait: interval + wait,
+		clients:  make(map[*gorillaClient]struct{}),
 	}
 }
 
@@ -46,15 +54,15 @@ func (s *gorillaServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	cl := &gorillaClient{c: c, send: make(chan []byte, QueueLimit), done: make(chan struct{})}
+	cl := &gorillaClient{c: c, ping: s.ping, send: make(chan []byte, QueueLimit), done: make(chan struct{})}
 	s.mu.Lock()
 	s.clients[cl] = struct{}{}
 	s.mu.Unlock()
 	go cl.writePump()
 
 	c.SetReadLimit(ReadLimit)
-	c.SetReadDeadline(time.Now().Add(gorillaPongWait))
-	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(gorillaPongWait)) })
+	c.SetReadDeadline(time.Now().Add(s.pongWait))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(s.pongWait)) })
 	for {
 		typ, msg, err := c.ReadMessage()
 		if err != nil {
@@ -81,7 +89,7 @@ func (cl *gorillaClient) stop() {
 }
 
 func (cl *gorillaClient) writePump() {
-	ticker := time.NewTicker(PingInterval)
+	ticker := time.NewTicker(cl.ping)
 	defer func() {
 		ticker.Stop()
 		cl.stop()

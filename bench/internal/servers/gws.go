@@ -3,6 +3,7 @@ package servers
 import (
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/lxzan/gws"
 )
@@ -12,6 +13,10 @@ import (
 type gwsServer struct {
 	gws.BuiltinEventHandler
 	up *gws.Upgrader
+
+	// deadline, when above zero, is the read deadline OnOpen sets and
+	// each pong pushes back (see newGwsPing).
+	deadline time.Duration
 
 	mu    sync.RWMutex
 	conns map[*gws.Conn]struct{}
@@ -52,7 +57,47 @@ func (s *gwsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go c.ReadLoop()
 }
 
+// newGwsPing is the gws server with keepalive: one goroutine for every
+// socket pings them all each interval (WritePing, a synchronous write of
+// the frame), and a socket whose pong has not come within interval+wait
+// of the last one times out on its read deadline: gws's own heartbeat
+// pattern (SetDeadline in OnOpen and on each heartbeat) with the server
+// pinging instead of the client.
+func newGwsPing(interval, wait time.Duration) Server {
+	s := newGwsWith(gws.PermessageDeflate{}).(*gwsServer)
+	s.deadline = interval + wait
+	go s.pingLoop(interval)
+	return s
+}
+
+// pingLoop pings every socket each interval, for the life of the process
+// (a benchmark server is never shut down but by its process ending).
+func (s *gwsServer) pingLoop(interval time.Duration) {
+	var batch []*gws.Conn
+	for range time.Tick(interval) {
+		s.mu.RLock()
+		for c := range s.conns {
+			batch = append(batch, c)
+		}
+		s.mu.RUnlock()
+		for _, c := range batch {
+			c.WritePing(nil)
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+func (s *gwsServer) OnPong(c *gws.Conn, _ []byte) {
+	if s.deadline > 0 {
+		c.SetReadDeadline(time.Now().Add(s.deadline))
+	}
+}
+
 func (s *gwsServer) OnOpen(c *gws.Conn) {
+	if s.deadline > 0 {
+		c.SetReadDeadline(time.Now().Add(s.deadline))
+	}
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()

@@ -3,6 +3,7 @@ package servers
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/lafgo/laf"
 )
@@ -25,6 +26,12 @@ func newLafEcho(opts ...laf.Option) Server {
 		return nil
 	}, opts...) // defaults: 32 KiB read limit, ping every 30 s, 256 messages / 1 MiB queue, CloseSlow
 	return &lafServer{ep: ep}
+}
+
+// newLafPing is the laf server pinging every interval, a pong due within
+// KeepaliveWait(interval).
+func newLafPing(interval time.Duration) Server {
+	return newLafEcho(laf.WithPing(interval, KeepaliveWait(interval)))
 }
 
 // newLafCompressed is the laf server with WithCompression.
