@@ -116,7 +116,7 @@
 // second, with nothing half read, gives up its goroutine and waits in
 // its Endpoint's epoll set, which answers the peer's pings and counts its
 // pongs; the peer's next data, or the connection's close, give it one
-// again. An idle socket then costs about 5 KiB. One schedule per Endpoint
+// again. An idle socket then costs about 6.4 KiB of RSS with keepalive on. One schedule per Endpoint
 // sends every socket's keepalive pings, spread over the interval.
 //
 // # Clusters
