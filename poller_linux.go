@@ -169,14 +169,15 @@ func (p *poller) serve(token uint64) {
 		return
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ctl(s, syscall.EPOLL_CTL_MOD) != nil {
-		p.woken++
-		go s.resume()
-		return
+	err := p.ctl(s, syscall.EPOLL_CTL_MOD)
+	if err == nil {
+		p.parked[token] = s
+		p.served++
 	}
-	p.parked[token] = s
-	p.served++
+	p.mu.Unlock()
+	if err != nil {
+		p.wake(s)
+	}
 }
 
 // wake resumes s, taken out of parked, on a goroutine of its own.
